@@ -1,0 +1,57 @@
+# The front door. Every target runs a `python -m` CLI inside .venv, which the first target
+# that needs it creates from nothing (Python >= 3.11 is all a fresh machine needs).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test train serve lint bench compose-test lock clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## run: install, train a model if there is no current one, serve on :8000 (SQLite log)
+run: $(STAMP)
+	$(BIN)/python -m training train --if-missing
+	$(BIN)/python -m serving serve
+
+## test: the whole suite (Postgres from DATABASE_URL, else a throwaway cluster)
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## train: train, evaluate, register, promote if it passes the quality gate
+train: $(STAMP)
+	$(BIN)/python -m training train $(TRAIN_ARGS)
+
+## serve: serve the current model (DATABASE_URL picks the prediction log)
+serve: $(STAMP)
+	$(BIN)/python -m serving serve
+
+## lint: ruff and mypy --strict
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## bench: the benchmark table (needs wrk: apt-get install -y wrk)
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+## compose-test: build the images and run the compose stack end to end
+compose-test: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/compose -m compose -v
+
+## lock: refreeze constraints.txt after changing pyproject.toml
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip==25.3
+	.lock-venv/bin/python -m pip install --quiet '.[dev]'
+	.lock-venv/bin/python -m pip freeze --exclude skship > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

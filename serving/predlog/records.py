@@ -1,0 +1,89 @@
+"""What the API hands to the prediction log: one record per answered request.
+
+The API builds records on the hot path, so they hold the arrays it already has; turning
+them into one row per instance, with features and probabilities keyed by name, is the
+log's work, off the request path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSchema:
+    """Names shared by every record of one model version."""
+
+    name: str
+    version: str
+    feature_names: tuple[str, ...]
+    classes: tuple[str, ...] | None
+    """Column order of ``PredictionRecord.probabilities``; None for regressors."""
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionRecord:
+    """One answered request; the log stores it as ``len(features)`` rows."""
+
+    request_id: str
+    created_at: float
+    """Unix time (seconds) when the request arrived."""
+    model: ModelSchema
+    features: np.ndarray
+    """(rows, features) float64, columns in ``model.feature_names`` order."""
+    predictions: Sequence[str] | Sequence[float]
+    probabilities: np.ndarray | None
+    """(rows, classes) float64, columns in ``model.classes`` order; None for regressors."""
+    latency_ms: float
+    client_id: str | None = None
+
+
+class LogFullError(Exception):
+    """The spool is at its cap: the request must be refused (503) and retried later."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class LogUnavailableError(Exception):
+    """The spool cannot be written (disk error): the request must be refused (503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogStatus:
+    """The log's state for /ready: ``accepting`` False means /predict must refuse."""
+
+    accepting: bool
+    reason: str | None
+    store: str
+    """'postgresql', 'sqlite' or 'disabled'."""
+    store_reachable: bool
+    spooled_bytes: int
+    oldest_unwritten_age_s: float | None
+
+
+class PredictionLog(Protocol):
+    """The durable prediction log as the API sees it."""
+
+    def start(self) -> None:
+        """Apply migrations, replay what an earlier process left in the spool, start writing."""
+
+    def append(self, records: Sequence[PredictionRecord]) -> None:
+        """Durably spool ``records`` before the response is sent; cheap, non-blocking.
+
+        Raises LogFullError at the spool cap and LogUnavailableError when the spool
+        cannot be written; either way nothing of ``records`` was accepted.
+        """
+
+    def status(self) -> LogStatus: ...
+
+    def close(self, timeout: float) -> None:
+        """Write what is spooled to the store within ``timeout`` seconds, then stop.
+
+        What cannot be written in time stays in the spool for the next start.
+        """

@@ -1,0 +1,95 @@
+"""The serving deployable's settings: read once from the environment, then passed around.
+
+Every field is an environment variable of the same name in upper case (``MODELS_DIR``,
+``DATABASE_URL`` …); CLI flags override them. The README's configuration table lists each
+with its default. Bad values fail at startup with the variable's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Configuration of ``python -m serving``; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    # Model
+    models_dir: Path = Field(Path("models"), description="Root of the model registry.")
+    model_name: str = Field("breast_cancer", description="Which model of the registry to serve.")
+    model_version: str | None = Field(
+        None, description="Serve this version instead of the registry's current one."
+    )
+    model_allow_version_mismatch: bool = Field(
+        False, description="Load artifacts pickled by another scikit-learn (unsafe)."
+    )
+    artifact_signing_key: SecretStr | None = Field(
+        None, description="When set, only artifacts whose metadata carries this HMAC load."
+    )
+
+    # HTTP
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
+    max_body_bytes: int = Field(4 * MiB, ge=1024, description="Largest request body (413).")
+    max_batch_rows: int = Field(1000, ge=1, description="Most instances in one request (422).")
+    api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
+        default_factory=dict,
+        description="'client=key,client2=key2'; when set, /predict and /predictions need a key.",
+    )
+    admin_token: SecretStr | None = Field(
+        None, description="When set, /admin/* needs 'Authorization: Bearer <token>'."
+    )
+    drain_seconds: float = Field(
+        10.0, gt=0, description="On SIGTERM, how long in-flight requests and the log may take."
+    )
+
+    # Micro-batching: concurrent requests share one predict call.
+    batch_max_rows: int = Field(
+        4096, ge=1, description="Most rows one coalesced predict call may hold."
+    )
+
+    # Prediction log
+    database_url: str = Field(
+        "sqlite:///var/predictions.db",
+        description="postgresql://… or sqlite:///path; where predictions are logged.",
+    )
+    log_predictions: bool = Field(
+        True, description="Log every prediction (off only for benchmarking the difference)."
+    )
+    spool_dir: Path = Field(
+        Path("var/spool"), description="Local append-only spool, written before each response."
+    )
+    spool_max_bytes: int = Field(
+        256 * MiB, ge=MiB, description="Spool cap; at the cap /predict answers 503."
+    )
+    log_batch_rows: int = Field(5000, ge=1, description="Most rows per database write.")
+    log_retry_max_seconds: float = Field(
+        5.0, gt=0, description="Longest backoff between retries while the database is down."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        keys: dict[str, str] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            client, sep, key = item.partition("=")
+            if not sep or not client.strip() or not key.strip():
+                raise ValueError("API_KEYS must look like 'client=key,client2=key2'")
+            keys[client.strip()] = key.strip()
+        return keys
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://", "sqlite:///")):
+            raise ValueError("DATABASE_URL must start with postgresql:// or sqlite:///")
+        return value
