@@ -10,12 +10,16 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
+from serving import artifact
 from tests.pgcluster import PgCluster, find_pg_bin
+from training.data import load_builtin
+from training.train import fit, save
 
 
 def _with_dbname(url: str, dbname: str) -> str:
@@ -55,3 +59,18 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry with one current breast-cancer LogisticRegression version, trained for real.
+
+    Session-scoped and shared: tests that change the registry make their own copy
+    (``shutil.copytree``) or train into their own ``tmp_path``.
+    """
+    root = tmp_path_factory.mktemp("models")
+    dataset = load_builtin("breast_cancer")
+    trained = fit(dataset, seed=0, cv_folds=2)
+    path = save(trained, dataset, root, name="breast_cancer")
+    artifact.write_current(root, "breast_cancer", path.name)
+    return root
