@@ -1,0 +1,183 @@
+"""One benchmark run: rounds x apps x models, each server started, checked, loaded, stopped.
+
+Rounds are interleaved (round 1 runs every app, then round 2 every app again), so slow
+drift of a noisy machine hits every app alike; the report takes medians over rounds.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bench import procs, skship, stores, wrk
+from bench.check import CheckError, check
+from bench.models import BenchModel, body, sample_rows
+from bench.servers import App, Server, ServerError, start
+
+ANY_MODEL = "any"
+BODIES_PER_WORKLOAD = 64
+CHECKED_BODIES = 8
+
+
+@dataclass(frozen=True)
+class Config:
+    apps: list[App]
+    models: list[str]
+    rows: list[int]
+    connections: list[int]
+    duration_s: int
+    warmup_s: int
+    rounds: int
+    server_cpu: int | None
+    load_cpu: int | None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    round: int
+    app: str
+    model: str
+    rows: int
+    connections: int
+    result: wrk.WrkResult
+
+
+@dataclass
+class Instance:
+    """One server process: how it started, what it weighed, what it logged."""
+
+    round: int
+    app: str
+    model: str
+    ready_s: float | None = None
+    memory: procs.Memory | None = None
+    rows_served: int | None = None
+    rows_stored: int | None = None
+    drain_s: float | None = None
+    exit_code: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class Results:
+    config: Config
+    measurements: list[Measurement] = field(default_factory=list)
+    instances: list[Instance] = field(default_factory=list)
+
+
+def run(config: Config, models: dict[str, BenchModel], models_dir: Path, workdir: Path) -> Results:
+    """Every round, every app, every model: start, check, measure, count, stop."""
+    bench = _Run(config, models, models_dir, workdir)
+    try:
+        for round_ in range(1, config.rounds + 1):
+            for app in config.apps:
+                for key in config.models if app.per_model else [ANY_MODEL]:
+                    bench.instance(round_, app, key)
+    finally:
+        if bench.postgres is not None:
+            bench.postgres.close()
+    return bench.results
+
+
+class _Run:
+    def __init__(
+        self, config: Config, models: dict[str, BenchModel], models_dir: Path, workdir: Path
+    ) -> None:
+        self.config, self.models, self.models_dir, self.workdir = (
+            config, models, models_dir, workdir
+        )  # fmt: skip
+        self.results = Results(config)
+        self.postgres: stores.PinnedPostgres | None = None
+        self.samples = {rows: sample_rows(rows, BODIES_PER_WORKLOAD) for rows in config.rows}
+        self.body_files = {
+            rows: wrk.write_bodies(workdir / f"bodies-{rows}.jsonl", [body(X) for X in matrices])
+            for rows, matrices in self.samples.items()
+        }
+
+    def instance(self, round_: int, app: App, key: str) -> None:
+        """One server process: start it, check it, measure every workload, count its log."""
+        instance = Instance(round_, app.name, key)
+        self.results.instances.append(instance)
+        label = f"[round {round_}] {app.name} {key}"
+        folder = self.workdir / f"r{round_}-{app.name}-{key}"
+        model = self.models.get(key)
+        try:
+            database_url = self._database_url(app, folder)
+            server = start(
+                app, model, models_dir=self.models_dir, workdir=folder,
+                database_url=database_url, cpu=self.config.server_cpu,
+            )  # fmt: skip
+        except (ServerError, OSError, RuntimeError) as exc:
+            instance.error = f"did not start: {exc}"
+            _say(f"{label}: {instance.error}")
+            return
+        instance.ready_s = server.ready_s
+        _say(f"{label}: ready in {server.ready_s:.2f} s (pid {server.pid}, port {server.port})")
+        try:
+            with httpx.Client(timeout=30.0) as client:
+                for rows in self.config.rows:
+                    check(client, server.url, app, model, self.samples[rows][:CHECKED_BODIES])
+                for rows in self.config.rows:
+                    self._measure(instance, server, rows, label)
+                instance.memory = procs.memory(server.pid)
+                if app.kind == "skship" and app.store != "none":
+                    self._count_log(instance, client, server, database_url, label)
+        except (CheckError, wrk.WrkError, httpx.HTTPError) as exc:
+            instance.error = f"{type(exc).__name__}: {exc}"
+            _say(f"{label}: {instance.error}")
+        finally:
+            instance.exit_code = server.stop()
+
+    def _database_url(self, app: App, folder: Path) -> str:
+        """A fresh store per instance, so its row count is that instance's alone."""
+        if app.store == "postgresql":
+            if self.postgres is None:
+                self.postgres = stores.PinnedPostgres(self.config.server_cpu)
+            return self.postgres.new_database()
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{folder / 'predictions.db'}"
+
+    def _measure(self, instance: Instance, server: Server, rows: int, label: str) -> None:
+        url, bodies, config = f"{server.url}/predict", self.body_files[rows], self.config
+        if config.warmup_s > 0:
+            wrk.run(
+                url, bodies, connections=max(config.connections), duration_s=config.warmup_s,
+                cpu=config.load_cpu,
+            )  # fmt: skip
+        for connections in config.connections:
+            result = wrk.run(
+                url, bodies, connections=connections, duration_s=config.duration_s,
+                cpu=config.load_cpu,
+            )  # fmt: skip
+            self.results.measurements.append(
+                Measurement(instance.round, instance.app, instance.model, rows, connections, result)
+            )
+            _say(_line(label, rows, connections, result))
+
+    def _count_log(
+        self, instance: Instance, client: httpx.Client, server: Server, url: str, label: str
+    ) -> None:
+        """Rows served (the server's own count) against rows in the store once drained."""
+        instance.rows_served = skship.rows_served(client, server.url)
+        instance.rows_stored, instance.drain_s = stores.wait_drained(
+            lambda: stores.count_rows(url), lambda: skship.has_unwritten(client, server.url)
+        )
+        _say(
+            f"{label}: {instance.rows_stored} rows stored, {instance.rows_served} served "
+            f"(drained {instance.drain_s:.1f} s after the load)"
+        )
+
+
+def _line(label: str, rows: int, connections: int, result: wrk.WrkResult) -> str:
+    errors = f", {result.errors} ERRORS" if result.errors else ""
+    return (
+        f"{label} {rows} row(s) x {connections} conn: {result.rps:,.0f} req/s, "
+        f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms{errors}"
+    )
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
