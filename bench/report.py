@@ -130,7 +130,7 @@ def table(results: Results) -> list[Row]:
 def targets(results: Results, drain_rows_per_s: float | None = None) -> list[Target]:
     """The issue's targets, each from the same run's measurements."""
     index = Index(results.measurements)
-    instances = [i for i in results.instances if i.app == TARGET_APP]
+    instances = [i for i in results.instances if i.app == TARGET_APP and not i.error]
     logged = _logged([i for i in instances if i.model == "logreg"])
     peak = max((i.memory.peak_mib for i in instances if i.memory), default=None)
     ready = max((i.ready_s for i in instances if i.ready_s is not None), default=None)

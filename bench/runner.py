@@ -118,6 +118,8 @@ class _Run:
         _say(f"{label}: ready in {server.ready_s:.2f} s (pid {server.pid}, port {server.port})")
         try:
             with httpx.Client(timeout=30.0) as client:
+                if app.kind == "skship":
+                    _require_store(client, server, app)
                 for rows in self.config.rows:
                     check(client, server.url, app, model, self.samples[rows][:CHECKED_BODIES])
                 for rows in self.config.rows:
@@ -168,6 +170,17 @@ class _Run:
         _say(
             f"{label}: {instance.rows_stored} rows stored, {instance.rows_served} served "
             f"(drained {instance.drain_s:.1f} s after the load)"
+        )
+
+
+def _require_store(client: httpx.Client, server: Server, app: App) -> None:
+    """Refuse to measure a variant whose build does not log where the variant says."""
+    expected = "disabled" if app.store == "none" else app.store
+    store = skship.log_store(client, server.url)
+    if store != expected:
+        raise CheckError(
+            f"{app.name}: GET /ready reports log store {store!r}, expected {expected!r} "
+            "(this build of skship does not log there yet); not measured"
         )
 
 

@@ -1,8 +1,8 @@
 """The apps under test and how each is started: a uvicorn subprocess pinned to one CPU.
 
 Every app gets the same uvicorn: one worker, loop and HTTP parser ``auto`` (uvloop and
-httptools, from ``uvicorn[standard]``), access log off. ``ceiling`` and ``naive`` run
-through uvicorn's CLI; skship through its own front door, ``python -m serving serve``.
+httptools, from ``uvicorn[standard]``), access log and Server header off. ``ceiling`` and
+``naive`` run through uvicorn's CLI; skship through its front door, ``python -m serving serve``.
 A server is ready at its first ``200`` from ``GET /ready``; the time from process start to
 that answer is its time to ready.
 """
@@ -26,7 +26,10 @@ from serving.settings import Settings
 from tests.pgcluster import free_port
 
 REPO = Path(__file__).resolve().parent.parent
-UVICORN_OPTIONS = ("--workers", "1", "--no-access-log", "--log-level", "warning")
+# What skship's server (serving/server.py) sets too: no access log, no Server header.
+UVICORN_OPTIONS = (
+    "--workers", "1", "--no-access-log", "--no-server-header", "--log-level", "warning",
+)  # fmt: skip
 Store = Literal["none", "sqlite", "postgresql"]
 
 
@@ -115,6 +118,7 @@ def environment(app: App, model: BenchModel | None, *, spool_dir: Path) -> dict[
     if app.kind == "skship":
         env["SPOOL_DIR"] = str(spool_dir)
         env["LOG_PREDICTIONS"] = "false" if app.store == "none" else "true"
+        env["ACCESS_LOG"], env["LOG_LEVEL"] = "false", "warning"
     return env
 
 

@@ -29,3 +29,10 @@ def has_unwritten(client: httpx.Client, url: str) -> bool:
     """True while ``GET /ready`` reports a spooled record not yet in the store."""
     log = client.get(f"{url}/ready").json().get("log") or {}
     return log.get("oldest_unwritten_age_s") is not None
+
+
+def log_store(client: httpx.Client, url: str) -> str | None:
+    """The store ``GET /ready`` names: 'postgresql', 'sqlite' or 'disabled'."""
+    log = client.get(f"{url}/ready").json().get("log") or {}
+    store = log.get("store")
+    return str(store) if store is not None else None
