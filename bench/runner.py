@@ -121,9 +121,7 @@ class _Run:
                 if app.kind == "skship":
                     _require_store(client, server, app)
                 for rows in self.config.rows:
-                    check(client, server.url, app, model, self.samples[rows][:CHECKED_BODIES])
-                for rows in self.config.rows:
-                    self._measure(instance, server, rows, label)
+                    self._measure(instance, server, client, model, rows, label)
                 instance.memory = procs.memory(server.pid)
                 if app.kind == "skship" and app.store != "none":
                     self._count_log(instance, client, server, database_url, label)
@@ -142,14 +140,26 @@ class _Run:
         folder.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{folder / 'predictions.db'}"
 
-    def _measure(self, instance: Instance, server: Server, rows: int, label: str) -> None:
+    def _measure(
+        self,
+        instance: Instance,
+        server: Server,
+        client: httpx.Client,
+        model: BenchModel | None,
+        rows: int,
+        label: str,
+    ) -> None:
+        """Warm up, then for each connection count: check the answers, measure with wrk."""
         url, bodies, config = f"{server.url}/predict", self.body_files[rows], self.config
+        samples = self.samples[rows][:CHECKED_BODIES]
+        check(client, server.url, server.app, model, samples)
         if config.warmup_s > 0:
             wrk.run(
                 url, bodies, connections=max(config.connections), duration_s=config.warmup_s,
                 cpu=config.load_cpu,
             )  # fmt: skip
         for connections in config.connections:
+            check(client, server.url, server.app, model, samples)
             result = wrk.run(
                 url, bodies, connections=connections, duration_s=config.duration_s,
                 cpu=config.load_cpu,
