@@ -37,6 +37,8 @@ class Row:
     rps: float
     p50_ms: float
     p99_ms: float
+    cpu_share: float
+    requests_per_cpu_s: float
     x_ceiling: float | None
     x_naive: float | None
     errors: int
@@ -96,12 +98,13 @@ def p99(result: WrkResult) -> float:
 
 def table(results: Results) -> list[Row]:
     index = Index(results.measurements)
-    grouped: dict[Key, list[WrkResult]] = defaultdict(list)
+    grouped: dict[Key, list[Measurement]] = defaultdict(list)
     for m in results.measurements:
-        grouped[(m.app, m.model, m.rows, m.connections)].append(m.result)
+        grouped[(m.app, m.model, m.rows, m.connections)].append(m)
     instances = _instances_by_key(results.instances)
     rows = []
-    for key, runs in grouped.items():
+    for key, measured in grouped.items():
+        runs = [m.result for m in measured]
         app, model, n_rows, connections = key
         ceiling_key = ("ceiling", model, n_rows, connections)
         naive_key = ("naive", model, n_rows, connections)
@@ -115,6 +118,8 @@ def table(results: Results) -> list[Row]:
                 rps=statistics.median(r.rps for r in runs),
                 p50_ms=statistics.median(r.p50_ms for r in runs),
                 p99_ms=statistics.median(r.p99_ms for r in runs),
+                cpu_share=statistics.median(m.cpu_share for m in measured),
+                requests_per_cpu_s=statistics.median(m.requests_per_cpu_s for m in measured),
                 x_ceiling=index.ratio(key, ceiling_key, rps),
                 x_naive=None if model == ANY_MODEL else index.ratio(key, naive_key, rps),
                 errors=sum(r.errors for r in runs),

@@ -43,6 +43,18 @@ class Measurement:
     rows: int
     connections: int
     result: wrk.WrkResult
+    server_cpu_s: float
+    """CPU time the server side (the server, and PostgreSQL for skship-pg) used meanwhile."""
+
+    @property
+    def cpu_share(self) -> float:
+        """Fraction of its core the server side got: 1.0 busy all along, less when starved."""
+        return self.server_cpu_s / self.result.duration_s if self.result.duration_s else 0.0
+
+    @property
+    def requests_per_cpu_s(self) -> float:
+        """Throughput per CPU-second: steadier than req/s when neighbours steal the core."""
+        return self.result.requests / self.server_cpu_s if self.server_cpu_s else 0.0
 
 
 @dataclass
@@ -158,16 +170,24 @@ class _Run:
                 url, bodies, connections=max(config.connections), duration_s=config.warmup_s,
                 cpu=config.load_cpu,
             )  # fmt: skip
+        roots = [server.pid]
+        postmaster = self.postgres.cluster.postmaster_pid() if self.postgres else None
+        if server.app.store == "postgresql" and postmaster is not None:
+            roots.append(postmaster)
         for connections in config.connections:
             check(client, server.url, server.app, model, samples)
+            cpu_before = procs.cpu_seconds(*roots)
             result = wrk.run(
                 url, bodies, connections=connections, duration_s=config.duration_s,
                 cpu=config.load_cpu,
             )  # fmt: skip
+            cpu = procs.cpu_seconds(*roots) - cpu_before
             self.results.measurements.append(
-                Measurement(instance.round, instance.app, instance.model, rows, connections, result)
+                Measurement(
+                    instance.round, instance.app, instance.model, rows, connections, result, cpu
+                )
             )
-            _say(_line(label, rows, connections, result))
+            _say(_line(label, rows, connections, result, cpu))
 
     def _count_log(
         self, instance: Instance, client: httpx.Client, server: Server, url: str, label: str
@@ -194,11 +214,12 @@ def _require_store(client: httpx.Client, server: Server, app: App) -> None:
         )
 
 
-def _line(label: str, rows: int, connections: int, result: wrk.WrkResult) -> str:
+def _line(label: str, rows: int, connections: int, result: wrk.WrkResult, cpu: float) -> str:
     errors = f", {result.errors} ERRORS" if result.errors else ""
+    share = cpu / result.duration_s if result.duration_s else 0.0
     return (
         f"{label} {rows} row(s) x {connections} conn: {result.rps:,.0f} req/s, "
-        f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms{errors}"
+        f"p50 {result.p50_ms:.2f} ms, p99 {result.p99_ms:.2f} ms, server CPU {share:.0%}{errors}"
     )
 
 

@@ -82,7 +82,7 @@ def test_report_puts_the_ceiling_at_one_times_itself(ceiling: Server, tmp_path: 
         f"{ceiling.url}/predict", _bodies(tmp_path), connections=2, duration_s=1, cpu=None
     )
     config = Config([CEILING], ["logreg"], [1], [2], 1, 0, 1, None, None)
-    results = Results(config, [Measurement(1, "ceiling", ANY_MODEL, 1, 2, result)])
+    results = Results(config, [Measurement(1, "ceiling", ANY_MODEL, 1, 2, result, 1.0)])
     (row,) = report.table(results)
     assert row.x_ceiling == pytest.approx(1.0)
     assert row.rps == pytest.approx(result.rps)
@@ -92,3 +92,13 @@ def test_missing_wrk_fails_with_the_install_hint(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(wrk.WrkError, match="apt-get install -y wrk"):
         wrk.find_wrk()
+
+
+@pytest.mark.usefixtures("wrk_present")
+def test_cpu_seconds_counts_the_server_work_under_load(ceiling: Server, tmp_path: Path) -> None:
+    before = procs.cpu_seconds(ceiling.pid)
+    result = wrk.run(
+        f"{ceiling.url}/predict", _bodies(tmp_path), connections=4, duration_s=1, cpu=None
+    )
+    spent = procs.cpu_seconds(ceiling.pid) - before
+    assert 0.05 < spent <= result.duration_s * len(procs.usable_cpus()) + 0.1
