@@ -52,12 +52,17 @@ def table(rows: list[Row]) -> str:
 
 
 def targets(found: list[Target]) -> str:
-    lines = ["| target | goal | measured | result |", "|---|---|---|---|"]
+    lines = [
+        "| target | goal | measured | per CPU-s | result |",
+        "|---|---|---|---|---|",
+    ]
     for target in found:
         verdict = {True: "PASS", False: "FAIL", None: "n/a"}[target.passed]
         if target.note:
             verdict = f"{verdict} ({target.note})"
-        lines.append(f"| {target.name} | {target.goal} | {target.value} | {verdict} |")
+        lines.append(
+            f"| {target.name} | {target.goal} | {target.value} | {target.per_cpu} | {verdict} |"
+        )
     return "\n".join(lines)
 
 
