@@ -222,8 +222,8 @@ def _judge(
     text = f"{value:,.2f}{unit}" if value < 1000 else f"{value:,.0f}{unit}"
     passed = value >= goal if higher else value <= goal
     if not passed:
-        miss = (goal / value - 1) if higher and value > 0 else (value / goal - 1)
-        note = "; ".join(filter(None, [note, f"missed by {miss:.0%}"]))
+        miss = f"{value / goal:.0%} of the goal" if higher else f"{value / goal:.1f}x the limit"
+        note = "; ".join(filter(None, [note, miss]))
     if errors:
         passed = False
         note = "; ".join(filter(None, [note, f"{errors} failed requests"]))
