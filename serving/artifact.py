@@ -20,6 +20,7 @@ import os
 import platform
 import re
 import secrets
+import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -204,7 +205,7 @@ def write_current(models_dir: Path, name: str, version: str) -> None:
     target = version_dir(models_dir, name, version)
     if not (target / METADATA_FILE).is_file():
         raise ArtifactNotFoundError(f"no version {version!r} of model {name!r} in {models_dir}")
-    _atomic_write(model_dir(models_dir, name) / CURRENT_POINTER, f"{version}\n".encode())
+    atomic_write(model_dir(models_dir, name) / CURRENT_POINTER, f"{version}\n".encode())
 
 
 def resolve(models_dir: Path, name: str, version: str | None = None) -> Path:
@@ -239,16 +240,22 @@ def save(
     final = version_dir(models_dir, metadata.name, metadata.version)
     if final.exists():
         raise ArtifactError(f"version {metadata.version} of {metadata.name!r} already exists")
-    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{metadata.version}-", dir=root))
     buffer = io.BytesIO()
     joblib.dump(pipeline, buffer)
     model_bytes = buffer.getvalue()
-    _write_synced(staging / MODEL_FILE, model_bytes)
     files = {MODEL_FILE: hashlib.sha256(model_bytes).hexdigest()}
     signed = _sign(metadata.model_copy(update={"files": files, "signature": None}), signing_key)
-    _write_synced(staging / METADATA_FILE, _dump_metadata(signed))
-    _fsync_dir(staging)
-    os.rename(staging, final)
+    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{metadata.version}-", dir=root))
+    try:
+        _write_synced(staging / MODEL_FILE, model_bytes)
+        _write_synced(staging / METADATA_FILE, _dump_metadata(signed))
+        _fsync_dir(staging)
+        os.rename(staging, final)
+    except BaseException:
+        # An error (disk full, permissions) leaves nothing behind; a hard crash may leave
+        # the hidden staging folder, which is never listed or resolved.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     _fsync_dir(root)
     return final
 
@@ -362,10 +369,15 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new content, never a mix."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    _write_synced(tmp, data)
-    os.replace(tmp, path)
+    try:
+        _write_synced(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
 
 
