@@ -67,9 +67,13 @@ def check(
                 f"{metric} {score:.4f} is worse than current version {current.version}'s "
                 f"{baseline:.4f} by {baseline - score:.4f}, more than the tolerance {tolerance:.4f}"
             )
+        elif score >= baseline:
+            reasons.append(
+                f"{metric} {score:.4f} >= current version {current.version}'s {baseline:.4f}"
+            )
         else:
             reasons.append(
-                f"{metric} {score:.4f} vs current version {current.version}'s {baseline:.4f}: "
-                f"within the tolerance {tolerance:.4f}"
+                f"{metric} {score:.4f} is below current version {current.version}'s "
+                f"{baseline:.4f} by {baseline - score:.4f}, within the tolerance {tolerance:.4f}"
             )
     return GateResult(passed, metric, score, tuple(reasons))
