@@ -22,6 +22,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,8 @@ MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 CURRENT_POINTER = "current"
 _STAGING_PREFIX = ".incoming-"
+STALE_STAGING_SECONDS = 24 * 3600
+"""A staging folder this old belongs to a save that crashed; the next save removes it."""
 _VERSION_RE = re.compile(r"^\d{8}-\d{6}-\d{6}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -245,6 +248,7 @@ def save(
     model_bytes = buffer.getvalue()
     files = {MODEL_FILE: hashlib.sha256(model_bytes).hexdigest()}
     signed = _sign(metadata.model_copy(update={"files": files, "signature": None}), signing_key)
+    _remove_stale_staging(root)
     staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{metadata.version}-", dir=root))
     try:
         _write_synced(staging / MODEL_FILE, model_bytes)
@@ -258,6 +262,17 @@ def save(
         raise
     _fsync_dir(root)
     return final
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Delete staging folders that a crashed save left behind long ago (never listed anyway)."""
+    cutoff = time.time() - STALE_STAGING_SECONDS
+    for path in root.glob(f"{_STAGING_PREFIX}*"):
+        try:
+            if path.is_dir() and path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
+        except FileNotFoundError:  # another save removed it first
+            continue
 
 
 def read_metadata(path: Path) -> Metadata:

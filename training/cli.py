@@ -118,7 +118,7 @@ def _train(args: argparse.Namespace, settings: TrainingSettings) -> int:
     if not outcome.promoted:
         return _fail(
             f"quality gate refused {name} {outcome.metadata.version}: "
-            + "; ".join(r for r in outcome.gate.reasons if "below" in r or "worse" in r),
+            + "; ".join(outcome.gate.failures),
             EXIT_GATE,
         )
     return EXIT_OK

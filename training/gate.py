@@ -26,10 +26,16 @@ model scores about 0.33)."""
 class GateResult:
     """The decision, the metric it was made on, and one human-readable line per check."""
 
-    passed: bool
     metric: str
     score: float
     reasons: tuple[str, ...]
+    """Every check, passed or not, in order."""
+    failures: tuple[str, ...]
+    """The checks that refused the version; empty when it passed."""
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
 
 
 def check(
@@ -44,13 +50,17 @@ def check(
     score = candidate.metrics.get(metric, math.nan)
     minimum = DEFAULT_MIN_SCORE[candidate.task] if min_score is None else min_score
     reasons: list[str] = []
-    passed = True
+    failures: list[str] = []
+
+    def refuse(reason: str) -> None:
+        reasons.append(reason)
+        failures.append(reason)
+
     if not math.isfinite(score):
-        passed = False
-        reasons.append(f"{metric} is missing or not finite ({score})")
-    elif score < minimum:
-        passed = False
-        reasons.append(f"{metric} {score:.4f} is below the minimum {minimum:.4f}")
+        refuse(f"{metric} is missing or not finite ({score})")
+        return GateResult(metric, score, tuple(reasons), tuple(failures))
+    if score < minimum:
+        refuse(f"{metric} {score:.4f} is below the minimum {minimum:.4f}")
     else:
         reasons.append(f"{metric} {score:.4f} >= minimum {minimum:.4f}")
     if current is None:
@@ -61,19 +71,17 @@ def check(
         reasons.append(f"current version {current.version} is a {current.task} model; not compared")
     else:
         baseline = current.metrics[metric]
-        if math.isfinite(score) and score < baseline - tolerance:
-            passed = False
+        against = f"current version {current.version}'s {baseline:.4f}"
+        if score >= baseline:
+            reasons.append(f"{metric} {score:.4f} >= {against}")
+        elif score >= baseline - tolerance:
             reasons.append(
-                f"{metric} {score:.4f} is worse than current version {current.version}'s "
-                f"{baseline:.4f} by {baseline - score:.4f}, more than the tolerance {tolerance:.4f}"
-            )
-        elif score >= baseline:
-            reasons.append(
-                f"{metric} {score:.4f} >= current version {current.version}'s {baseline:.4f}"
+                f"{metric} {score:.4f} is below {against} by {baseline - score:.4f}, "
+                f"within the tolerance {tolerance:.4f}"
             )
         else:
-            reasons.append(
-                f"{metric} {score:.4f} is below current version {current.version}'s "
-                f"{baseline:.4f} by {baseline - score:.4f}, within the tolerance {tolerance:.4f}"
+            refuse(
+                f"{metric} {score:.4f} is worse than {against} by {baseline - score:.4f}, "
+                f"more than the tolerance {tolerance:.4f}"
             )
-    return GateResult(passed, metric, score, tuple(reasons))
+    return GateResult(metric, score, tuple(reasons), tuple(failures))

@@ -142,6 +142,8 @@ def promote(
 
 def rollback(models_dir: Path, name: str, *, signing_key: bytes | None = None) -> HistoryEntry:
     """Make the previously promoted version current again."""
+    if artifact.read_current(models_dir, name) is None:  # also: do not create a model folder
+        raise RegistryError(f"model {name!r} has no current version in {models_dir}")
     with lock(models_dir, name):
         current = artifact.read_current(models_dir, name)
         if current is None:

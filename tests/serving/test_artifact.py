@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -246,3 +248,17 @@ def test_failed_save_leaves_nothing_behind(registry: Path) -> None:
     assert child.returncode == 1
     assert "File too large" in child.stderr
     assert sorted(p.name for p in (registry / "breast_cancer").iterdir()) == before
+
+
+def test_next_save_removes_a_staging_folder_left_by_an_old_crash(registry: Path) -> None:
+    model_size, _ = _file_sizes(registry)
+    child = _save_in_child(registry, model_size // 2, die=True)
+    assert child.returncode == -signal.SIGXFSZ
+    (leftover,) = (registry / "breast_cancer").glob(".incoming-*")
+    day_ago = time.time() - artifact.STALE_STAGING_SECONDS - 60
+    os.utime(leftover, (day_ago, day_ago))
+    dataset = load_builtin("breast_cancer")
+
+    save(fit(dataset, cv_folds=0), dataset, registry, name="breast_cancer")
+
+    assert not leftover.exists()
