@@ -1,0 +1,256 @@
+"""The writer thread's side of the spool: read batches of records, forget them once committed.
+
+Reading never goes past a segment's published size, so a line the appender is still writing
+is never seen. A sealed segment left by a killed process may end in a torn line (the kill
+landed mid-write, so that request was never answered): it is skipped and counted. A line
+that cannot be decoded anywhere else is lost data: it is counted as dropped and logged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import operator
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import orjson
+
+from serving.predlog.records import ModelSchema
+from serving.predlog.spool import HEADER, Segment, Spool
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1024 * 1024
+_HEADER_LINE = HEADER.rstrip(b"\n")
+_FEATURES_KEY = b',"x":'
+_PROBABILITIES_KEY = b',"p":'
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SpooledModel:
+    """A model schema with its feature and class names already encoded as JSON keys."""
+
+    schema: ModelSchema
+    feature_keys: tuple[bytes, ...]
+    class_keys: tuple[bytes, ...] | None
+
+    @classmethod
+    def of(cls, schema: ModelSchema) -> SpooledModel:
+        def keys(names: tuple[str, ...]) -> tuple[bytes, ...]:
+            return tuple(orjson.dumps(name) + b":" for name in names)
+
+        classes = None if schema.classes is None else keys(schema.classes)
+        return cls(schema, keys(schema.feature_names), classes)
+
+
+@dataclass(frozen=True, slots=True)
+class SpooledRecord:
+    """One request as read back from the spool, ready to become rows.
+
+    Features and probabilities stay the JSON text the appender wrote, one ``bytes`` of
+    comma-separated numbers per row: keying them by name is then a splice, where parsing
+    and re-printing 30 floats per row would cost the writer most of its time.
+    """
+
+    model: SpooledModel
+    request_id: str
+    created_at: float
+    predictions: list[str | float]
+    latency_ms: float
+    client_id: str | None
+    features: list[bytes]
+    probabilities: list[bytes] | None
+
+    def features_json(self, row: int) -> bytes:
+        """Row ``row``'s features as a JSON object keyed by feature name."""
+        return _object(self.model.feature_keys, self.features[row], self.request_id)
+
+    def probabilities_json(self, row: int) -> bytes | None:
+        """Row ``row``'s probabilities keyed by class; None for regressors."""
+        if self.probabilities is None or self.model.class_keys is None:
+            return None
+        return _object(self.model.class_keys, self.probabilities[row], self.request_id)
+
+
+def _object(keys: tuple[bytes, ...], numbers: bytes, request_id: str) -> bytes:
+    values = numbers.split(b",")
+    if len(values) != len(keys):
+        raise ValueError(f"request {request_id}: a row does not match its model's names")
+    return b"{" + b",".join(map(operator.add, keys, values)) + b"}"
+
+
+@dataclass
+class Batch:
+    """Records read together; committing it advances the spool past ``ends``."""
+
+    records: list[SpooledRecord] = field(default_factory=list)
+    rows: int = 0
+    ends: list[tuple[Segment, int]] = field(default_factory=list)
+
+    @property
+    def oldest(self) -> float | None:
+        return min((r.created_at for r in self.records), default=None)
+
+
+@dataclass(eq=False)
+class _Cursor:
+    fd: int
+    offset: int = 0
+    models: dict[int, SpooledModel] = field(default_factory=dict)
+
+
+class SpoolReader:
+    """Reads the spool in order; only one batch is outstanding at a time."""
+
+    def __init__(self, spool: Spool, max_rows: int, on_lost: Callable[[str, int], None]) -> None:
+        self.spool = spool
+        self.max_rows = max_rows
+        self.on_lost = on_lost
+        """Called with (reason, lines): 'torn' for a killed write, 'corrupt' for lost data."""
+        self._cursors: dict[Segment, _Cursor] = {}
+
+    def read(self) -> Batch:
+        """The next records, up to ``max_rows`` rows (possibly none, with segments to forget)."""
+        batch = Batch()
+        for segment in self.spool.segments():
+            if batch.rows >= self.max_rows:
+                break
+            cursor = self._cursors.get(segment)
+            if cursor is None:
+                try:
+                    fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
+                except FileNotFoundError:
+                    fd = -1
+                cursor = self._cursors[segment] = _Cursor(fd)
+            self._read_segment(segment, cursor, batch)
+            batch.ends.append((segment, cursor.offset))
+        return batch
+
+    def _read_segment(self, segment: Segment, cursor: _Cursor, batch: Batch) -> None:
+        end = segment.size
+        if cursor.fd < 0:
+            cursor.offset = end
+            return
+        while cursor.offset < end and batch.rows < self.max_rows:
+            chunk = os.pread(cursor.fd, min(end - cursor.offset, _CHUNK), cursor.offset)
+            last = chunk.rfind(b"\n")
+            if last < 0 and cursor.offset + len(chunk) < end:
+                chunk = os.pread(cursor.fd, end - cursor.offset, cursor.offset)
+                last = chunk.rfind(b"\n")
+            if last < 0:
+                if segment.sealed:
+                    logger.warning(
+                        "skipping a torn last line in %s (the process was killed mid-write,"
+                        " before that response was sent)", segment.path,
+                    )  # fmt: skip
+                    self.on_lost("torn", 1)
+                cursor.offset = end
+                return
+            for line in chunk[:last].split(b"\n"):
+                cursor.offset += len(line) + 1
+                self._decode(line, cursor, batch, segment)
+                if batch.rows >= self.max_rows:
+                    return
+
+    def _decode(self, line: bytes, cursor: _Cursor, batch: Batch, segment: Segment) -> None:
+        if line == _HEADER_LINE:
+            return
+        try:
+            record = self._record(line, cursor)
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            logger.error("dropping an undecodable line in %s: %s", segment.path, exc)
+            self.on_lost("corrupt", 1)
+            return
+        if record is not None:
+            batch.records.append(record)
+            batch.rows += len(record.features)
+
+    @staticmethod
+    def _record(line: bytes, cursor: _Cursor) -> SpooledRecord | None:
+        # A record line ends with ',"p":<array or null>,"x":<array>}'. Neither key can occur
+        # earlier: inside a JSON string a '"' is always escaped.
+        p_at = line.find(_PROBABILITIES_KEY)
+        if p_at < 0:
+            item = orjson.loads(line)
+            cursor.models[item["schema"]] = SpooledModel.of(
+                ModelSchema(
+                    item["name"],
+                    item["version"],
+                    tuple(item["features"]),
+                    None if item["classes"] is None else tuple(item["classes"]),
+                )
+            )
+            return None
+        x_at = line.index(_FEATURES_KEY, p_at)
+        item = orjson.loads(line[:p_at] + b"}")
+        features = _rows_of(line[x_at + len(_FEATURES_KEY) : -1])
+        raw_p = line[p_at + len(_PROBABILITIES_KEY) : x_at]
+        probabilities = None if raw_p == b"null" else _rows_of(raw_p)
+        predictions = item["y"]
+        if len(predictions) != len(features) or (
+            probabilities is not None and len(probabilities) != len(features)
+        ):
+            raise ValueError("rows, predictions and probabilities differ in length")
+        return SpooledRecord(
+            cursor.models[item["s"]],
+            item["r"],
+            item["t"],
+            predictions,
+            item["l"],
+            item["c"],
+            features,
+            probabilities,
+        )
+
+    def commit(self, batch: Batch) -> None:
+        """The batch's rows are in the store: delete segments nothing is left in."""
+        for segment, offset in batch.ends:
+            if offset < segment.size or not self.spool.seal_if_drained(segment, offset):
+                continue
+            cursor = self._cursors.pop(segment, None)
+            if cursor is not None and cursor.fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(cursor.fd)
+            self.spool.remove(segment)
+
+    def close(self) -> None:
+        for cursor in self._cursors.values():
+            if cursor.fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(cursor.fd)
+        self._cursors.clear()
+
+
+def _rows_of(array: bytes) -> list[bytes]:
+    """``[[1.0,2.0],[3.0,4.0]]`` -> ``[b"1.0,2.0", b"3.0,4.0"]`` (numbers hold no brackets)."""
+    if array == b"[]":
+        return []
+    if not (array.startswith(b"[[") and array.endswith(b"]]")):
+        raise ValueError("not a 2-d array of numbers")
+    return array[2:-2].split(b"],[")
+
+
+class TimeText:
+    """Formats Unix seconds as text with microseconds; caches the whole-second part.
+
+    Records of a batch mostly share their second, and strftime is the slow part.
+    """
+
+    def __init__(self, seconds_format: str, fraction_format: bytes) -> None:
+        self.seconds_format = seconds_format
+        self.fraction_format = fraction_format
+        self._second = -1
+        self._prefix = b""
+
+    def __call__(self, unix: float) -> bytes:
+        second = int(unix // 1)
+        micro = round((unix - second) * 1e6)
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
+        if second != self._second:
+            moment = datetime.fromtimestamp(second, UTC)
+            self._second, self._prefix = second, moment.strftime(self.seconds_format).encode()
+        return self._prefix + self.fraction_format % micro

@@ -1,0 +1,40 @@
+"""What the writer thread needs from a store, whichever database is behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from serving.predlog.reader import SpooledRecord
+
+
+class StoreUnavailableError(Exception):
+    """The store cannot take writes right now (down, restarting, locked): retry later."""
+
+
+class RowsRejectedError(Exception):
+    """The store refused these rows' values; retrying the same rows would fail again."""
+
+
+class Store(Protocol):
+    """The writing side of a prediction store; used by one thread at a time."""
+
+    kind: str
+    """'postgresql' or 'sqlite'."""
+
+    def open(self) -> None:
+        """Get ready to connect; never blocks on the database being up."""
+
+    def prepare(self) -> None:
+        """Bring the schema up to date, or verify it is (raises migrations.SchemaError)."""
+
+    def write(self, records: Sequence[SpooledRecord]) -> int:
+        """Insert the records' rows in one transaction; returns rows new to the store.
+
+        Raises StoreUnavailableError (retry) or RowsRejectedError (bad values).
+        """
+
+    def ping(self) -> bool:
+        """True when the store answers now."""
+
+    def close(self) -> None: ...
