@@ -85,14 +85,18 @@ class DurablePredictionLog:
 
     def start(self) -> None:
         self.spool.open()
-        self.store.open()
         try:
+            self.store.open()
             self.store.prepare()
             self.writer.schema_ready = True
         except StoreUnavailableError as exc:
             # Not fatal: records are spooled until the store is back (and migrated then).
             logger.warning("prediction store unavailable at startup: %s", exc)
             self.writer.reachable, self.writer.last_error = False, str(exc)
+        except BaseException:
+            self.store.close()
+            self.spool.close()
+            raise
         self.writer.start()
         self._started = True
 
@@ -153,7 +157,10 @@ class DurablePredictionLog:
         else:
             logger.info("prediction log flushed in %.2f s", time.monotonic() - started)
         self.spool.close()
-        self.store.close()
+        if self.writer.alive:  # stuck in a call the store would not abort: let it be
+            logger.warning("the prediction log writer is still busy; leaving it behind")
+        else:
+            self.store.close()
         if self._read_pool is not None:
             self._read_pool.close(timeout=1.0)
 

@@ -13,6 +13,7 @@ StoreUnavailableError and the spool keeps the rows.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -69,6 +70,7 @@ class PostgresStore:
             reconnect_timeout=reconnect_seconds,
             name="skship-log-writer",
         )
+        self._busy: psycopg.Connection[Any] | None = None
 
     def open(self) -> None:
         self._pool.open(wait=False)
@@ -85,6 +87,7 @@ class PostgresStore:
     def write(self, records: Sequence[SpooledRecord]) -> int:
         try:
             with self._pool.connection(timeout=self.connect_timeout) as conn:
+                self._busy = conn
                 if self.method == "executemany":
                     with conn.transaction(), conn.cursor() as cur:
                         cur.executemany(sql.PG_INSERT_ROW, _param_rows(records))
@@ -112,6 +115,8 @@ class PostgresStore:
             raise StoreUnavailableError(f"the log's database role may not insert: {exc}") from exc
         except (psycopg.Error, PoolTimeout) as exc:
             raise StoreUnavailableError(f"PostgreSQL write failed: {exc}") from exc
+        finally:
+            self._busy = None
 
     def ping(self) -> bool:
         try:
@@ -120,6 +125,12 @@ class PostgresStore:
         except (psycopg.Error, PoolTimeout):
             return False
         return True
+
+    def interrupt(self) -> None:
+        conn = self._busy
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.cancel_safe(timeout=2.0)
 
     def close(self) -> None:
         self._pool.close(timeout=1.0)

@@ -111,6 +111,7 @@ class SpoolReader:
         self.on_lost = on_lost
         """Called with (reason, lines): 'torn' for a killed write, 'corrupt' for lost data."""
         self._cursors: dict[Segment, _Cursor] = {}
+        self._unreadable: set[Segment] = set()
 
     def read(self) -> Batch:
         """The next records, up to ``max_rows`` rows (possibly none, with segments to forget)."""
@@ -122,8 +123,13 @@ class SpoolReader:
             if cursor is None:
                 try:
                     fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
-                except FileNotFoundError:
-                    fd = -1
+                except OSError as exc:
+                    # Never forget a segment we could not read: retry at the next batch.
+                    if segment not in self._unreadable:
+                        self._unreadable.add(segment)
+                        logger.error("cannot read spool segment %s: %s", segment.path, exc)
+                    continue
+                self._unreadable.discard(segment)
                 cursor = self._cursors[segment] = _Cursor(fd)
             self._read_segment(segment, cursor, batch)
             batch.ends.append((segment, cursor.offset))
@@ -131,9 +137,6 @@ class SpoolReader:
 
     def _read_segment(self, segment: Segment, cursor: _Cursor, batch: Batch) -> None:
         end = segment.size
-        if cursor.fd < 0:
-            cursor.offset = end
-            return
         while cursor.offset < end and batch.rows < self.max_rows:
             chunk = os.pread(cursor.fd, min(end - cursor.offset, _CHUNK), cursor.offset)
             last = chunk.rfind(b"\n")
@@ -211,16 +214,15 @@ class SpoolReader:
             if offset < segment.size or not self.spool.seal_if_drained(segment, offset):
                 continue
             cursor = self._cursors.pop(segment, None)
-            if cursor is not None and cursor.fd >= 0:
+            if cursor is not None:
                 with contextlib.suppress(OSError):
                     os.close(cursor.fd)
             self.spool.remove(segment)
 
     def close(self) -> None:
         for cursor in self._cursors.values():
-            if cursor.fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(cursor.fd)
+            with contextlib.suppress(OSError):
+                os.close(cursor.fd)
         self._cursors.clear()
 
 

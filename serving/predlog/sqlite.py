@@ -74,7 +74,8 @@ class SqliteStore:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             try:
-                self._conn = connect(self.url, create=True)
+                # A short busy timeout: the writer retries anyway, and close() must not wait.
+                self._conn = connect(self.url, create=True, timeout=2.0)
             except (OSError, sqlite3.Error) as exc:
                 raise StoreUnavailableError(f"cannot open {self.url}: {exc}") from exc
         return self._conn
@@ -111,6 +112,10 @@ class SqliteStore:
         except (sqlite3.Error, StoreUnavailableError):
             return False
         return True
+
+    def interrupt(self) -> None:
+        if self._conn is not None:
+            self._conn.interrupt()
 
     def close(self) -> None:
         if self._conn is not None:

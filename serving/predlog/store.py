@@ -37,4 +37,7 @@ class Store(Protocol):
     def ping(self) -> bool:
         """True when the store answers now."""
 
+    def interrupt(self) -> None:
+        """From another thread: abort the write in progress (shutdown's deadline passed)."""
+
     def close(self) -> None: ...

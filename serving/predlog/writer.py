@@ -74,7 +74,9 @@ class Writer:
         if self._thread.is_alive():
             self._thread.join(timeout)
             self._abort.set()
-            self._thread.join(1.0)
+            if self._thread.is_alive():
+                self.store.interrupt()
+                self._thread.join(2.0)
         return not self.spool.segments()
 
     def _lost(self, reason: str, lines: int) -> None:
