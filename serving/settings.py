@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(
         10.0, gt=0, description="On SIGTERM, how long in-flight requests and the log may take."
     )
+    access_log: bool = Field(False, description="uvicorn's per-request access log.")
+    log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$")
 
     # Micro-batching: concurrent requests share one predict call.
     batch_max_rows: int = Field(

@@ -1,0 +1,91 @@
+"""Prometheus metrics of the HTTP service, in a registry owned by the app.
+
+Each app has its own ``CollectorRegistry`` so that several apps (tests) can live in one
+process; the prediction log registers its own families in the same registry.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+KNOWN_ROUTES = frozenset(
+    {
+        "/predict",
+        "/health",
+        "/ready",
+        "/model",
+        "/metrics",
+        "/predictions",
+        "/admin/reload",
+        "/docs",
+        "/openapi.json",
+    }
+)
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+
+
+class Metrics:
+    """Every metric family of the HTTP side."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "skship_http_requests",
+            "HTTP requests by route, method and status.",
+            ["route", "method", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "skship_http_request_duration_seconds",
+            "Time from request start to the end of the response, by route.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter(
+            "skship_predictions",
+            "Predicted instances by model version and class ('value' for regressors).",
+            ["model_version", "prediction"],
+            registry=r,
+        )
+        self.out_of_range = Counter(
+            "skship_out_of_range_values",
+            "Input values outside the training range (served, and flagged in the response).",
+            ["feature"],
+            registry=r,
+        )
+        self.batch_rows = Histogram(
+            "skship_predict_batch_rows",
+            "Rows per pipeline call after micro-batching.",
+            buckets=_BATCH_BUCKETS,
+            registry=r,
+        )
+        self.model_info = Gauge(
+            "skship_model_info",
+            "The model being served (value 1), by name, version and artifact digest.",
+            ["name", "version", "digest"],
+            registry=r,
+        )
+        self.reloads = Counter(
+            "skship_model_reloads",
+            "Model reload attempts by outcome (ok, failed).",
+            ["outcome"],
+            registry=r,
+        )
+        self.refused = Counter(
+            "skship_predict_refused",
+            "Predict requests refused with 503, by reason (no_model, log_full, log_error).",
+            ["reason"],
+            registry=r,
+        )
+
+    def set_model(self, name: str, version: str, digest: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(name, version, digest).set(1)
+
+
+def route_label(path: str) -> str:
+    """Known routes by path; anything else as one label, so scans cannot explode cardinality."""
+    return path if path in KNOWN_ROUTES else "unmatched"

@@ -1,0 +1,140 @@
+"""Plain ASGI middleware for what every request needs: an id, metrics, a body limit.
+
+Plain ASGI (not ``BaseHTTPMiddleware``) because this runs on every request of the hot
+path and must stay a few microseconds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.errors import entry
+from serving.metrics import Metrics, route_label
+
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+class RequestContextMiddleware:
+    """Assigns the request id (the client's ``X-Request-ID`` when it is a UUID), echoes it,
+    and counts and times every request by route and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        supplied = _header(scope, REQUEST_ID_HEADER)
+        if supplied is None:
+            request_id = str(uuid.uuid4())
+        else:
+            try:
+                request_id = str(uuid.UUID(supplied.decode("latin-1")))
+            except ValueError:
+                request_id = str(uuid.uuid4())
+                await _reply(send, 422, request_id, _BAD_REQUEST_ID)
+                self._observe(scope, 422, started)
+                return
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["started"] = started
+        state["arrived"] = time.time()
+        status = 500
+        id_header = (REQUEST_ID_HEADER, request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._observe(scope, status, started)
+
+    def _observe(self, scope: Scope, status: int, started: float) -> None:
+        route = route_label(scope["path"])
+        self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+        self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+class BodyLimitMiddleware:
+    """413 for bodies over ``max_bytes``: from Content-Length before reading anything, and
+    by counting while reading, so a chunked body without Content-Length is cut off too."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _reply(send, 413, None, self._too_large())
+            return
+        received = 0
+        response_started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLargeError
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLargeError:
+            if not response_started:
+                await _reply(send, 413, None, self._too_large())
+
+    def _too_large(self) -> dict[str, Any]:
+        return {"detail": f"Request body larger than {self.max_bytes} bytes (MAX_BODY_BYTES)"}
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+_BAD_REQUEST_ID = {
+    "detail": [entry(["header", "x-request-id"], "X-Request-ID must be a UUID", "uuid_parsing")]
+}
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value)
+    return None
+
+
+async def _reply(send: Send, status: int, request_id: str | None, body: dict[str, Any]) -> None:
+    payload = orjson.dumps(body)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+    ]
+    if request_id is not None:
+        headers.append((REQUEST_ID_HEADER, request_id.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,85 @@
+"""OpenAPI for a newcomer: the /predict body specialised to the loaded model.
+
+The generic schema says "objects of numbers"; this one lists the model's features with
+their training ranges and carries a ready-to-send example (the training means), so
+"Try it out" in /docs works without reading any code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from serving.model import LoadedModel
+from serving.schemas import PredictRequest
+from serving.validation import MAX_ABS_VALUE
+
+_NUMBER = {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE}
+
+
+def install(app: FastAPI, current_model: Callable[[], LoadedModel | None], max_rows: int) -> None:
+    """Replace ``app.openapi``; reset ``app.openapi_schema`` when the model changes."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            model = current_model()
+            request_schema = (
+                predict_request_schema(model, max_rows)
+                if model is not None
+                else PredictRequest.model_json_schema()
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {})["PredictRequest"] = (
+                request_schema
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def predict_request_schema(model: LoadedModel, max_rows: int) -> dict[str, Any]:
+    features = model.metadata.features
+    by_name = {
+        "type": "object",
+        "title": "Instance by feature name",
+        "additionalProperties": False,
+        "required": [f.name for f in features],
+        "properties": {
+            f.name: {**_NUMBER, "description": f"training range [{f.min:g}, {f.max:g}]"}
+            for f in features
+        },
+    }
+    positional = {
+        "type": "array",
+        "title": "Instance as values in feature order",
+        "minItems": len(features),
+        "maxItems": len(features),
+        "items": _NUMBER,
+        "description": "Values in this order: " + ", ".join(f.name for f in features),
+    }
+    example = {f.name: round(f.mean, 4) for f in features}
+    return {
+        "title": "PredictRequest",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["instances"],
+        "properties": {
+            "instances": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": max_rows,
+                "items": {"anyOf": [by_name, positional]},
+            }
+        },
+        "example": {"instances": [example]},
+        "description": f"Instances for {model.name} version {model.version}.",
+    }

@@ -1,0 +1,1 @@
+"""HTTP routes: the only HTTP-aware code. Each validates, delegates and returns."""

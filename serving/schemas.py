@@ -1,0 +1,130 @@
+"""Request and response schemas, for validation of small bodies and for the OpenAPI docs.
+
+The /predict body is parsed by serving/validation.py (fast path, per-row errors); its
+schema here documents it, and serving/openapi.py specialises it to the loaded model.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictRequest(_Strict):
+    """Instances keyed by feature name, or arrays in the model's feature order."""
+
+    instances: list[dict[str, float] | list[float]] = Field(min_length=1)
+
+
+class ModelRef(_Strict):
+    name: str
+    version: str
+
+
+class OutOfRange(_Strict):
+    """A row with values outside what the model saw in training: served, but flagged."""
+
+    row: int
+    features: list[str]
+
+
+class PredictResponse(_Strict):
+    request_id: UUID
+    model: ModelRef
+    predictions: list[str] | list[float]
+    probabilities: list[dict[str, float]] | None = Field(
+        None, description="Per row, probability of each class; classifiers only."
+    )
+    out_of_range: list[OutOfRange] | None = Field(
+        None, description="Present only when some value lies outside the training range."
+    )
+
+
+class ErrorBody(_Strict):
+    detail: str
+
+
+class Problem(_Strict):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class ValidationErrorBody(_Strict):
+    detail: list[Problem]
+
+
+class Health(_Strict):
+    status: Literal["ok"]
+
+
+class LogReadiness(_Strict):
+    store: str
+    accepting: bool
+    store_reachable: bool
+    spooled_bytes: int
+    oldest_unwritten_age_s: float | None
+
+
+class Readiness(_Strict):
+    status: Literal["ready", "not ready"]
+    reasons: list[str]
+    model: ModelRef | None
+    draining: bool
+    log: LogReadiness
+
+
+class FeatureInfo(_Strict):
+    name: str
+    dtype: str
+    min: float
+    max: float
+    mean: float
+    std: float
+
+
+class ModelInfo(_Strict):
+    name: str
+    version: str
+    created_at: datetime
+    task: Literal["classification", "regression"]
+    estimator: str
+    features: list[FeatureInfo]
+    target: str
+    classes: list[str] | None
+    metrics: dict[str, float]
+    cv_metrics: dict[str, dict[str, float]]
+    params: dict[str, Any]
+    seed: int
+    dataset: dict[str, Any]
+    libraries: dict[str, str]
+    git_commit: str | None
+    digest: str
+    signed: bool
+
+
+class ReloadRequest(_Strict):
+    version: str | None = Field(
+        None, description="Version to load; the registry's current version when omitted."
+    )
+
+
+class ReloadResult(_Strict):
+    model: ModelRef
+    previous: ModelRef | None
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "Missing or invalid API key."},
+    413: {"model": ErrorBody, "description": "Body larger than MAX_BODY_BYTES."},
+    415: {"model": ErrorBody, "description": "Content-Type is not application/json."},
+    422: {"model": ValidationErrorBody, "description": "Invalid input, one entry per problem."},
+    503: {"model": ErrorBody, "description": "No model loaded, or the log is full (Retry-After)."},
+}
