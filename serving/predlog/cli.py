@@ -160,12 +160,13 @@ def run_recent(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def format_recent(items: list[LoggedPrediction]) -> str:
-    header = ("created_at", "request_id", "row", "model_version", "prediction", "top_p", "ms")
-    lines = ["{:<26} {:<36} {:>4} {:<22} {:<12} {:>6} {:>8}".format(*header)]
+    header = ("created_at (UTC)", "request_id", "row", "model_version", "prediction", "top_p", "ms")
+    lines = ["{:<23} {:<36} {:>4} {:<22} {:<12} {:>6} {:>8}".format(*header)]
     for item in items:
         top = max(item.probabilities.values()) if item.probabilities else None
+        created_at = item.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         lines.append(
-            f"{item.created_at.isoformat(timespec='milliseconds'):<26} {item.request_id:<36}"
+            f"{created_at:<23} {item.request_id:<36}"
             f" {item.row_index:>4} {item.model_version:<22} {item.prediction:<12}"
             f" {'' if top is None else f'{top:.3f}':>6} {item.latency_ms:>8.2f}"
         )

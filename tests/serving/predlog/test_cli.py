@@ -53,7 +53,7 @@ def test_recent_shows_the_newest_rows_up_to_the_limit(
 ) -> None:
     assert run(Settings(), "log", "recent", "--limit", "3", "--database-url", store_url) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:3] == ["created_at", "request_id", "row"]
+    assert lines[0].split()[:4] == ["created_at", "(UTC)", "request_id", "row"]
     assert len(lines) == 4
     newest = logged[-1]
     assert newest.request_id in lines[1]

@@ -154,8 +154,17 @@ def test_replaying_a_committed_spool_adds_nothing(store_url: str, tmp_path: Path
     open_started(store_url, tmp_path / "spool").close(timeout=10)
     for name, data in copies.items():  # a crash between commit and delete leaves them
         (tmp_path / "spool" / name).write_bytes(data)
-    open_started(store_url, tmp_path / "spool").close(timeout=10)
-    assert stored_keys(store_url) == expected_keys(records)
+    extra = make_record(rows=2, seed=99)  # and the spool gained new records since
+    later = Spool(tmp_path / "spool", max_bytes=64 * MiB, segment_bytes=MiB)
+    later.open()
+    later.append([extra])
+    later.close()
+    registry = CollectorRegistry()
+    open_started(store_url, tmp_path / "spool", registry).close(timeout=10)
+    assert stored_keys(store_url) == expected_keys([*records, extra])
+    assert metric(registry, "skship_log_duplicate_rows_total") == 40
+    assert metric(registry, "skship_log_rows_written_total") == 2
+    assert metric(registry, "skship_log_dropped_records_total", reason="rejected") == 0
 
 
 def test_spool_cap_refuses_with_retry_after_and_loses_nothing(
