@@ -188,7 +188,7 @@ class DurablePredictionLog:
         return max(0, spool.appended + spool.leftover_records - self.writer.records_done)
 
     def _oldest_age(self) -> float | None:
-        oldest = self.writer.oldest
+        oldest = self.writer.reader.oldest()
         return None if oldest is None else max(0.0, time.time() - oldest)
 
 

@@ -26,7 +26,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from serving.predlog import migrations, sql
 from serving.predlog.reader import SpooledModel, SpooledRecord, TimeText
-from serving.predlog.store import RowsRejectedError, StoreUnavailableError
+from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -84,32 +84,37 @@ class PostgresStore:
         for migration in applied:
             logger.info("applied migration %04d_%s", migration.version, migration.name)
 
-    def write(self, records: Sequence[SpooledRecord]) -> int:
+    def encode(self, records: Sequence[SpooledRecord]) -> Encoded:
+        rows = sum(len(record.features) for record in records)
+        try:
+            if self.method == "executemany":
+                return Encoded(rows, list(_param_rows(records)))
+            return Encoded(rows, list(_copy_chunks(records)))
+        except ValueError as exc:  # a row unlike its model's names
+            raise RowsRejectedError(str(exc)) from exc
+
+    def write(self, batch: Encoded) -> int:
         try:
             with self._pool.connection(timeout=self.connect_timeout) as conn:
                 self._busy = conn
                 if self.method == "executemany":
                     with conn.transaction(), conn.cursor() as cur:
-                        cur.executemany(sql.PG_INSERT_ROW, _param_rows(records))
+                        cur.executemany(sql.PG_INSERT_ROW, batch.data)
                         return max(cur.rowcount, 0)
                 try:
                     if self.method == "staging":
                         raise errors.UniqueViolation("always staging")
                     with conn.transaction(), conn.cursor() as cur:
-                        with cur.copy(sql.PG_COPY_DIRECT) as copy:
-                            for chunk in _copy_chunks(records):
-                                copy.write(chunk)
-                        return max(cur.rowcount, 0)
+                        _copy(cur, sql.PG_COPY_DIRECT, batch.data)
+                        return batch.rows
                 except errors.UniqueViolation:
                     pass  # a replay: some rows are in already; skip those
                 with conn.transaction(), conn.cursor() as cur:
                     cur.execute(sql.PG_CREATE_STAGING)
-                    with cur.copy(sql.PG_COPY_STAGING) as copy:
-                        for chunk in _copy_chunks(records):
-                            copy.write(chunk)
+                    _copy(cur, sql.PG_COPY_STAGING, batch.data)
                     cur.execute(sql.PG_INSERT_FROM_STAGING)
                     return max(cur.rowcount, 0)
-        except (*_REJECTED, ValueError) as exc:  # ValueError: a row unlike its model's names
+        except _REJECTED as exc:
             raise RowsRejectedError(str(exc)) from exc
         except errors.InsufficientPrivilege as exc:
             raise StoreUnavailableError(f"the log's database role may not insert: {exc}") from exc
@@ -134,6 +139,12 @@ class PostgresStore:
 
     def close(self) -> None:
         self._pool.close(timeout=1.0)
+
+
+def _copy(cur: psycopg.Cursor[Any], statement: str, chunks: list[bytes]) -> None:
+    with cur.copy(statement) as copy:
+        for chunk in chunks:
+            copy.write(chunk)
 
 
 def _text(value: str) -> bytes:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import operator
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,19 +31,20 @@ _PROBABILITIES_KEY = b',"p":'
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SpooledModel:
-    """A model schema with its feature and class names already encoded as JSON keys."""
+    """A model schema with its JSON objects pre-built: ``{"name":%s,...}`` per row kind."""
 
     schema: ModelSchema
-    feature_keys: tuple[bytes, ...]
-    class_keys: tuple[bytes, ...] | None
+    features_template: bytes
+    classes_template: bytes | None
 
     @classmethod
     def of(cls, schema: ModelSchema) -> SpooledModel:
-        def keys(names: tuple[str, ...]) -> tuple[bytes, ...]:
-            return tuple(orjson.dumps(name) + b":" for name in names)
+        def template(names: tuple[str, ...]) -> bytes:
+            keys = (orjson.dumps(name).replace(b"%", b"%%") + b":%s" for name in names)
+            return b"{" + b",".join(keys) + b"}"
 
-        classes = None if schema.classes is None else keys(schema.classes)
-        return cls(schema, keys(schema.feature_names), classes)
+        classes = None if schema.classes is None else template(schema.classes)
+        return cls(schema, template(schema.feature_names), classes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,23 +67,23 @@ class SpooledRecord:
 
     def features_json(self, row: int) -> bytes:
         """Row ``row``'s features as a JSON object keyed by feature name."""
-        return _object(self.model.feature_keys, self.features[row], self.request_id)
+        return _object(self.model.features_template, self.features[row], self.request_id)
 
     def probabilities_json(self, row: int) -> bytes | None:
         """Row ``row``'s probabilities keyed by class; None for regressors."""
-        if self.probabilities is None or self.model.class_keys is None:
+        if self.probabilities is None or self.model.classes_template is None:
             return None
-        return _object(self.model.class_keys, self.probabilities[row], self.request_id)
+        return _object(self.model.classes_template, self.probabilities[row], self.request_id)
 
 
-def _object(keys: tuple[bytes, ...], numbers: bytes, request_id: str) -> bytes:
-    values = numbers.split(b",")
-    if len(values) != len(keys):
-        raise ValueError(f"request {request_id}: a row does not match its model's names")
-    return b"{" + b",".join(map(operator.add, keys, values)) + b"}"
+def _object(template: bytes, numbers: bytes, request_id: str) -> bytes:
+    try:
+        return template % tuple(numbers.split(b","))
+    except TypeError:  # too many or too few numbers for the names
+        raise ValueError(f"request {request_id}: a row does not match its model's names") from None
 
 
-@dataclass
+@dataclass(eq=False)
 class Batch:
     """Records read together; committing it advances the spool past ``ends``."""
 
@@ -103,7 +104,11 @@ class _Cursor:
 
 
 class SpoolReader:
-    """Reads the spool in order; only one batch is outstanding at a time."""
+    """Reads the spool in order; batches must be committed in the order they were read.
+
+    ``read`` may run in another thread than ``commit`` (the writer reads the next batch
+    while it writes one); a lock keeps them apart.
+    """
 
     def __init__(self, spool: Spool, max_rows: int, on_lost: Callable[[str, int], None]) -> None:
         self.spool = spool
@@ -112,9 +117,25 @@ class SpoolReader:
         """Called with (reason, lines): 'torn' for a killed write, 'corrupt' for lost data."""
         self._cursors: dict[Segment, _Cursor] = {}
         self._unreadable: set[Segment] = set()
+        self._outstanding: list[Batch] = []
+        self._lock = threading.Lock()
+
+    def oldest(self) -> float | None:
+        """created_at of the oldest record read and not yet committed."""
+        return min(
+            (oldest for batch in list(self._outstanding) if (oldest := batch.oldest) is not None),
+            default=None,
+        )
 
     def read(self) -> Batch:
         """The next records, up to ``max_rows`` rows (possibly none, with segments to forget)."""
+        with self._lock:
+            batch = self._read()
+            if batch.records:
+                self._outstanding.append(batch)
+            return batch
+
+    def _read(self) -> Batch:
         batch = Batch()
         for segment in self.spool.segments():
             if batch.rows >= self.max_rows:
@@ -189,9 +210,9 @@ class SpoolReader:
             return None
         x_at = line.index(_FEATURES_KEY, p_at)
         item = orjson.loads(line[:p_at] + b"}")
-        features = _rows_of(line[x_at + len(_FEATURES_KEY) : -1])
-        raw_p = line[p_at + len(_PROBABILITIES_KEY) : x_at]
-        probabilities = None if raw_p == b"null" else _rows_of(raw_p)
+        features = _rows_of(line, x_at + len(_FEATURES_KEY), len(line) - 1)
+        p_start = p_at + len(_PROBABILITIES_KEY)
+        probabilities = None if x_at - p_start == 4 else _rows_of(line, p_start, x_at)
         predictions = item["y"]
         if len(predictions) != len(features) or (
             probabilities is not None and len(probabilities) != len(features)
@@ -210,6 +231,12 @@ class SpoolReader:
 
     def commit(self, batch: Batch) -> None:
         """The batch's rows are in the store: delete segments nothing is left in."""
+        with self._lock:
+            if batch.records:
+                self._outstanding.remove(batch)
+            self._forget_drained(batch)
+
+    def _forget_drained(self, batch: Batch) -> None:
         for segment, offset in batch.ends:
             if offset < segment.size or not self.spool.seal_if_drained(segment, offset):
                 continue
@@ -220,19 +247,23 @@ class SpoolReader:
             self.spool.remove(segment)
 
     def close(self) -> None:
-        for cursor in self._cursors.values():
-            with contextlib.suppress(OSError):
-                os.close(cursor.fd)
-        self._cursors.clear()
+        with self._lock:
+            for cursor in self._cursors.values():
+                with contextlib.suppress(OSError):
+                    os.close(cursor.fd)
+            self._cursors.clear()
 
 
-def _rows_of(array: bytes) -> list[bytes]:
-    """``[[1.0,2.0],[3.0,4.0]]`` -> ``[b"1.0,2.0", b"3.0,4.0"]`` (numbers hold no brackets)."""
-    if array == b"[]":
+def _rows_of(line: bytes, start: int, end: int) -> list[bytes]:
+    """``[[1.0,2.0],[3.0,4.0]]`` in ``line[start:end]`` -> ``[b"1.0,2.0", b"3.0,4.0"]``.
+
+    Numbers hold no brackets, so splitting on ``],[`` is exact.
+    """
+    if end - start == 2 and line.startswith(b"[]", start):
         return []
-    if not (array.startswith(b"[[") and array.endswith(b"]]")):
+    if not (line.startswith(b"[[", start) and line.endswith(b"]]", start, end)):
         raise ValueError("not a 2-d array of numbers")
-    return array[2:-2].split(b"],[")
+    return line[start + 2 : end - 2].split(b"],[")
 
 
 class TimeText:

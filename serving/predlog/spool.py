@@ -205,8 +205,11 @@ class Spool:
             return segment.sealed
 
     def remove(self, segment: Segment) -> None:
-        """Delete a sealed segment whose rows are all committed."""
+        """Delete a sealed segment whose rows are all committed (again: a no-op)."""
         assert segment.sealed
+        with self._lock:
+            if segment not in self._segments:
+                return
         try:
             segment.path.unlink()
         except FileNotFoundError:
@@ -215,8 +218,9 @@ class Spool:
             logger.error("cannot delete drained spool segment %s: %s", segment.path, exc)
             return
         with self._lock:
-            self._segments.remove(segment)
-            self._bytes -= segment.size
+            if segment in self._segments:
+                self._segments.remove(segment)
+                self._bytes -= segment.size
             self.full = False
 
     def probe(self) -> None:

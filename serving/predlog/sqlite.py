@@ -20,7 +20,7 @@ import orjson
 
 from serving.predlog import migrations, sql
 from serving.predlog.reader import SpooledRecord, TimeText
-from serving.predlog.store import RowsRejectedError, StoreUnavailableError
+from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -88,19 +88,24 @@ class SqliteStore:
         for migration in applied:
             logger.info("applied migration %04d_%s", migration.version, migration.name)
 
-    def write(self, records: Sequence[SpooledRecord]) -> int:
+    def encode(self, records: Sequence[SpooledRecord]) -> Encoded:
+        try:
+            rows = list(_rows(records))
+        except ValueError as exc:  # a row unlike its model's names, a request id not a UUID
+            raise RowsRejectedError(str(exc)) from exc
+        return Encoded(len(rows), rows)
+
+    def write(self, batch: Encoded) -> int:
         conn = self._connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                inserted = conn.executemany(sql.SQLITE_INSERT_ROW, _rows(records)).rowcount
+                inserted = conn.executemany(sql.SQLITE_INSERT_ROW, batch.data).rowcount
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
         except (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError) as exc:
-            raise RowsRejectedError(str(exc)) from exc
-        except ValueError as exc:  # a row that does not match its model's names
             raise RowsRejectedError(str(exc)) from exc
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"SQLite write failed: {exc}") from exc

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from serving.predlog.reader import SpooledRecord
 
@@ -14,6 +15,14 @@ class StoreUnavailableError(Exception):
 
 class RowsRejectedError(Exception):
     """The store refused these rows' values; retrying the same rows would fail again."""
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """A batch in the store's own form (COPY text, parameter rows), ready to write."""
+
+    rows: int
+    data: Any
 
 
 class Store(Protocol):
@@ -28,8 +37,11 @@ class Store(Protocol):
     def prepare(self) -> None:
         """Bring the schema up to date, or verify it is (raises migrations.SchemaError)."""
 
-    def write(self, records: Sequence[SpooledRecord]) -> int:
-        """Insert the records' rows in one transaction; returns rows new to the store.
+    def encode(self, records: Sequence[SpooledRecord]) -> Encoded:
+        """Turn records into rows (pure CPU, any thread); RowsRejectedError if malformed."""
+
+    def write(self, batch: Encoded) -> int:
+        """Insert the batch in one transaction; returns rows new to the store.
 
         Raises StoreUnavailableError (retry) or RowsRejectedError (bad values).
         """

@@ -1,10 +1,11 @@
 """The background writer: drains the spool into the store in batches, forever.
 
 One thread reads a batch, writes it in one transaction and only then lets the spool forget
-it. While the store is down it retries the same batch with capped exponential backoff;
-the spool keeps growing meanwhile, up to its cap. Rows the store rejects for their values
-(never expected: the API validates) are isolated by bisection, so one bad record cannot
-block the log; they are counted as dropped.
+it; while a backlog lasts, a helper thread reads and encodes the next batch meanwhile, so
+the database and Python work at the same time. While the store is down the writer retries
+the same batch with capped exponential backoff; the spool keeps growing meanwhile, up to
+its cap. Rows the store rejects for their values (never expected: the API validates) are
+isolated by bisection, so one bad record cannot block the log; they are counted as dropped.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import math
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from serving.predlog.metrics import LogMetrics
 from serving.predlog.migrations import SchemaError
 from serving.predlog.reader import Batch, SpooledRecord, SpoolReader
 from serving.predlog.spool import Spool
-from serving.predlog.store import RowsRejectedError, Store, StoreUnavailableError
+from serving.predlog.store import Encoded, RowsRejectedError, Store, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -49,8 +51,6 @@ class Writer:
         self.schema_ready = False
         self.reachable = True
         self.last_error: str | None = None
-        self.oldest: float | None = None
-        """created_at of the oldest record read and not yet committed."""
         self.records_done = 0
         """Records committed or given up (torn, corrupt, rejected)."""
         self._wake = threading.Event()
@@ -87,17 +87,22 @@ class Writer:
             self.metrics.dropped.labels(reason).inc(lines)
 
     def _run(self) -> None:
+        ahead = ThreadPoolExecutor(1, thread_name_prefix="skship-log-reader")
+        pending: Future[tuple[Batch, Encoded | None]] | None = None
         try:
             while not self._abort.is_set():
                 self._housekeeping()
-                batch = self.reader.read()
-                if batch.records and not self._write_until_done(batch):
+                batch, encoded = pending.result() if pending else self._prepare()
+                pending = None
+                if batch.rows >= self.reader.max_rows:
+                    # A backlog: read and encode the next batch while this one is written.
+                    pending = ahead.submit(self._prepare)
+                if batch.records and not self._write_until_done(batch, encoded):
                     break  # shutting down with the store still unreachable: spool keeps it
                 self.reader.commit(batch)
                 self.records_done += len(batch.records)
-                if batch.rows >= self.reader.max_rows:
+                if pending is not None:
                     continue
-                self.oldest = None
                 if self._deadline is not None:
                     if not self.spool.segments():
                         break
@@ -109,7 +114,18 @@ class Writer:
             logger.exception("prediction log writer crashed")
             self.reachable, self.last_error = False, "writer thread crashed"
         finally:
+            ahead.shutdown(wait=True, cancel_futures=True)
             self.reader.close()
+
+    def _prepare(self) -> tuple[Batch, Encoded | None]:
+        """Read the next batch and encode it for the store (pure CPU and page-cache reads)."""
+        batch = self.reader.read()
+        if not batch.records:
+            return batch, None
+        try:
+            return batch, self.store.encode(batch.records)
+        except RowsRejectedError:
+            return batch, None  # isolated record by record when written
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
@@ -125,15 +141,14 @@ class Writer:
             self._last_contact = now
             self._set_reachable(self.store.ping(), "store did not answer a ping")
 
-    def _write_until_done(self, batch: Batch) -> bool:
-        self.oldest = batch.oldest
+    def _write_until_done(self, batch: Batch, encoded: Encoded | None) -> bool:
         delay = _FIRST_RETRY_SECONDS
         while True:
             try:
                 if not self.schema_ready:
                     self.store.prepare()
                     self.schema_ready = True
-                self._write_isolating(batch.records)
+                self._write_isolating(batch.records, encoded)
             except (StoreUnavailableError, SchemaError) as exc:
                 self.metrics.write_failures.labels(type(exc).__name__).inc()
                 self._set_reachable(False, str(exc))
@@ -157,14 +172,14 @@ class Writer:
             delay = min(delay, remaining)
         return not self._abort.wait(delay)
 
-    def _write_isolating(self, records: Sequence[SpooledRecord]) -> None:
+    def _write_isolating(self, records: Sequence[SpooledRecord], encoded: Encoded | None) -> None:
         try:
-            inserted = self.store.write(records)
+            inserted = self.store.write(encoded or self.store.encode(records))
         except RowsRejectedError as exc:
             if len(records) > 1:
                 middle = len(records) // 2
-                self._write_isolating(records[:middle])
-                self._write_isolating(records[middle:])
+                self._write_isolating(records[:middle], None)
+                self._write_isolating(records[middle:], None)
                 return
             logger.error(
                 "the store rejected request %s; dropping its rows: %s", records[0].request_id, exc
