@@ -77,9 +77,9 @@ def fill_spool(directory: Path, records: int, seed: int = 0) -> float:
     return spent / records * 1e6
 
 
-def drain(url: str, spool_dir: Path, method: Method, batch_rows: int) -> float:
+def drain(url: str, spool_dir: Path, method: Method, batch_rows: int, threads: int) -> float:
     """Replay ``spool_dir`` into ``url`` with the log's writer; returns seconds taken."""
-    store = PostgresStore(url, method=method)
+    store = PostgresStore(url, method=method, connections=threads)
     store.open()
     store.prepare()
     spool = Spool(spool_dir, max_bytes=1 << 40, segment_bytes=64 << 20)
@@ -92,7 +92,13 @@ def drain(url: str, spool_dir: Path, method: Method, batch_rows: int) -> float:
         reachable=lambda: 1,
     )
     writer = Writer(
-        spool, store, log_metrics, batch_rows=batch_rows, flush_interval=0.05, retry_max=1.0
+        spool,
+        store,
+        log_metrics,
+        batch_rows=batch_rows,
+        flush_interval=0.05,
+        retry_max=1.0,
+        threads=threads,
     )
     writer.schema_ready = True
     started = time.perf_counter()
@@ -105,7 +111,7 @@ def drain(url: str, spool_dir: Path, method: Method, batch_rows: int) -> float:
     return elapsed
 
 
-def run(records: int, methods: list[Method], batch_rows: int) -> list[Result]:
+def run(records: int, methods: list[Method], batch_rows: int, threads: int) -> list[Result]:
     results = []
     cluster = PgCluster(fsync=True)
     work = Path(tempfile.mkdtemp(prefix="skship-drain-"))
@@ -122,7 +128,7 @@ def run(records: int, methods: list[Method], batch_rows: int) -> list[Result]:
             spool_dir = work / method
             shutil.copytree(template, spool_dir)
             (spool_dir / ".lock").unlink(missing_ok=True)
-            seconds = drain(url, spool_dir, method, batch_rows)
+            seconds = drain(url, spool_dir, method, batch_rows, threads)
             with psycopg.connect(url) as conn:
                 row = conn.execute("SELECT count(*) FROM predictions").fetchone()
             stored = int(row[0]) if row else 0
@@ -141,11 +147,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--method", choices=["copy", "staging", "executemany", "all"], default="copy"
     )
-    parser.add_argument("--batch-rows", type=int, default=5000)
+    parser.add_argument("--batch-rows", type=int, default=5000, help="LOG_BATCH_ROWS (5000)")
+    parser.add_argument("--connections", type=int, default=2, help="LOG_WRITER_CONNECTIONS (2)")
     args = parser.parse_args(argv)
     every = ["copy", "staging", "executemany"]
     methods = cast(list[Method], every if args.method == "all" else [args.method])
-    results = run(args.records, methods, args.batch_rows)
+    results = run(args.records, methods, args.batch_rows, args.connections)
     header = ("method", "rows", "spool MiB", "append µs", "drain s", "rows/s")
     print("{:<12} {:>9} {:>10} {:>10} {:>8} {:>9}".format(*header))
     for r in results:

@@ -92,6 +92,12 @@ class Settings(BaseSettings):
         None,
         description="URL of a role that may SELECT, for log queries; defaults to DATABASE_URL.",
     )
+    log_writer_connections: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="PostgreSQL connections draining the spool in parallel (SQLite uses one).",
+    )
     database_pool_size: int = Field(
         4, ge=1, le=100, description="Most connections the log's queries may hold open."
     )

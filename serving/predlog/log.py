@@ -54,8 +54,14 @@ class DurablePredictionLog:
     def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
         self.settings = settings
         url = settings.database_url
+        # SQLite takes one writer at a time: more threads would only queue on its lock.
+        threads = settings.log_writer_connections if is_postgres(url) else 1
         self.store: Store = (
-            PostgresStore(url, reconnect_seconds=max(2.0, settings.log_retry_max_seconds))
+            PostgresStore(
+                url,
+                reconnect_seconds=max(2.0, settings.log_retry_max_seconds),
+                connections=threads,
+            )
             if is_postgres(url)
             else SqliteStore(url)
         )
@@ -77,6 +83,7 @@ class DurablePredictionLog:
             flush_interval=settings.log_flush_interval_seconds,
             retry_max=settings.log_retry_max_seconds,
             fsync_interval=settings.spool_fsync_interval_seconds,
+            threads=threads,
         )
         self._started = False
         self._queries: Queries | None = None

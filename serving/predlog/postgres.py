@@ -6,8 +6,8 @@ duplicates. ``bench.drain`` measured this at several times the rows/s of ``execu
 in pipeline mode (README, "Prediction log"); ``method="executemany"`` keeps the slower
 path for that comparison.
 
-The pool holds the writer's one connection, checks it before each batch and replaces it
-when the server restarted or was killed; while it cannot connect, ``write`` raises
+The pool holds one connection per writer thread, checks it before each batch and replaces
+it when the server restarted or was killed; while it cannot connect, ``write`` raises
 StoreUnavailableError and the spool keeps the rows.
 """
 
@@ -41,7 +41,7 @@ _REJECTED = (psycopg.DataError, psycopg.IntegrityError)
 
 
 class PostgresStore:
-    """Writes batches to PostgreSQL; one user thread, one connection."""
+    """Writes batches to PostgreSQL; one pooled connection per writer thread."""
 
     kind = "postgresql"
 
@@ -52,6 +52,7 @@ class PostgresStore:
         method: Method = "copy",
         connect_timeout: float = 5.0,
         reconnect_seconds: float = 5.0,
+        connections: int = 1,
     ) -> None:
         self.url = url
         self.method = method
@@ -60,8 +61,8 @@ class PostgresStore:
         pool_kwargs = {**self._kwargs, "autocommit": True}
         self._pool = ConnectionPool(
             url,
-            min_size=1,
-            max_size=1,
+            min_size=connections,
+            max_size=connections,
             open=False,
             kwargs=pool_kwargs,
             check=ConnectionPool.check_connection,
@@ -70,7 +71,7 @@ class PostgresStore:
             reconnect_timeout=reconnect_seconds,
             name="skship-log-writer",
         )
-        self._busy: psycopg.Connection[Any] | None = None
+        self._busy: set[psycopg.Connection[Any]] = set()
 
     def open(self) -> None:
         self._pool.open(wait=False)
@@ -96,32 +97,35 @@ class PostgresStore:
     def write(self, batch: Encoded) -> int:
         try:
             with self._pool.connection(timeout=self.connect_timeout) as conn:
-                self._busy = conn
-                if self.method == "executemany":
-                    with conn.transaction(), conn.cursor() as cur:
-                        cur.executemany(sql.PG_INSERT_ROW, batch.data)
-                        return max(cur.rowcount, 0)
+                self._busy.add(conn)
                 try:
-                    if self.method == "staging":
-                        raise errors.UniqueViolation("always staging")
-                    with conn.transaction(), conn.cursor() as cur:
-                        _copy(cur, sql.PG_COPY_DIRECT, batch.data)
-                        return batch.rows
-                except errors.UniqueViolation:
-                    pass  # a replay: some rows are in already; skip those
-                with conn.transaction(), conn.cursor() as cur:
-                    cur.execute(sql.PG_CREATE_STAGING)
-                    _copy(cur, sql.PG_COPY_STAGING, batch.data)
-                    cur.execute(sql.PG_INSERT_FROM_STAGING)
-                    return max(cur.rowcount, 0)
+                    return self._write(conn, batch)
+                finally:
+                    self._busy.discard(conn)
         except _REJECTED as exc:
             raise RowsRejectedError(str(exc)) from exc
         except errors.InsufficientPrivilege as exc:
             raise StoreUnavailableError(f"the log's database role may not insert: {exc}") from exc
         except (psycopg.Error, PoolTimeout) as exc:
             raise StoreUnavailableError(f"PostgreSQL write failed: {exc}") from exc
-        finally:
-            self._busy = None
+
+    def _write(self, conn: psycopg.Connection[Any], batch: Encoded) -> int:
+        if self.method == "executemany":
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(sql.PG_INSERT_ROW, batch.data)
+                return max(cur.rowcount, 0)
+        if self.method == "copy":
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    _copy(cur, sql.PG_COPY_DIRECT, batch.data)
+                    return batch.rows
+            except errors.UniqueViolation:
+                pass  # a replay: some rows are in already; skip those
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(sql.PG_CREATE_STAGING)
+            _copy(cur, sql.PG_COPY_STAGING, batch.data)
+            cur.execute(sql.PG_INSERT_FROM_STAGING)
+            return max(cur.rowcount, 0)
 
     def ping(self) -> bool:
         try:
@@ -132,8 +136,7 @@ class PostgresStore:
         return True
 
     def interrupt(self) -> None:
-        conn = self._busy
-        if conn is not None:
+        for conn in list(self._busy):
             with contextlib.suppress(psycopg.Error):
                 conn.cancel_safe(timeout=2.0)
 

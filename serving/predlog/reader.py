@@ -8,6 +8,7 @@ that cannot be decoded anywhere else is lost data: it is counted as dropped and 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -90,6 +91,7 @@ class Batch:
     records: list[SpooledRecord] = field(default_factory=list)
     rows: int = 0
     ends: list[tuple[Segment, int]] = field(default_factory=list)
+    committed: bool = False
 
     @property
     def oldest(self) -> float | None:
@@ -104,10 +106,11 @@ class _Cursor:
 
 
 class SpoolReader:
-    """Reads the spool in order; batches must be committed in the order they were read.
+    """Reads the spool in order, for several writer threads at once.
 
-    ``read`` may run in another thread than ``commit`` (the writer reads the next batch
-    while it writes one); a lock keeps them apart.
+    Batches may be committed in any order; a segment is forgotten only once every batch
+    read up to its end is committed, so a batch still being written keeps its records'
+    segments on disk.
     """
 
     def __init__(self, spool: Spool, max_rows: int, on_lost: Callable[[str, int], None]) -> None:
@@ -117,22 +120,20 @@ class SpoolReader:
         """Called with (reason, lines): 'torn' for a killed write, 'corrupt' for lost data."""
         self._cursors: dict[Segment, _Cursor] = {}
         self._unreadable: set[Segment] = set()
-        self._outstanding: list[Batch] = []
+        self._outstanding: collections.deque[Batch] = collections.deque()
         self._lock = threading.Lock()
 
     def oldest(self) -> float | None:
         """created_at of the oldest record read and not yet committed."""
-        return min(
-            (oldest for batch in list(self._outstanding) if (oldest := batch.oldest) is not None),
-            default=None,
-        )
+        with self._lock:
+            pending = [batch for batch in self._outstanding if not batch.committed]
+        return min((o for batch in pending if (o := batch.oldest) is not None), default=None)
 
     def read(self) -> Batch:
         """The next records, up to ``max_rows`` rows (possibly none, with segments to forget)."""
         with self._lock:
             batch = self._read()
-            if batch.records:
-                self._outstanding.append(batch)
+            self._outstanding.append(batch)
             return batch
 
     def _read(self) -> Batch:
@@ -232,9 +233,9 @@ class SpoolReader:
     def commit(self, batch: Batch) -> None:
         """The batch's rows are in the store: delete segments nothing is left in."""
         with self._lock:
-            if batch.records:
-                self._outstanding.remove(batch)
-            self._forget_drained(batch)
+            batch.committed = True
+            while self._outstanding and self._outstanding[0].committed:
+                self._forget_drained(self._outstanding.popleft())
 
     def _forget_drained(self, batch: Batch) -> None:
         for segment, offset in batch.ends:

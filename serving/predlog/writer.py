@@ -1,11 +1,13 @@
 """The background writer: drains the spool into the store in batches, forever.
 
-One thread reads a batch, writes it in one transaction and only then lets the spool forget
-it; while a backlog lasts, a helper thread reads and encodes the next batch meanwhile, so
-the database and Python work at the same time. While the store is down the writer retries
-the same batch with capped exponential backoff; the spool keeps growing meanwhile, up to
-its cap. Rows the store rejects for their values (never expected: the API validates) are
-isolated by bisection, so one bad record cannot block the log; they are counted as dropped.
+Each writer thread reads a batch, encodes it, writes it in one transaction and only then
+lets the spool forget it. With two threads (PostgreSQL), one encodes while the other's
+batch is in the database, and the server parses two batches at once; the reader forgets a
+segment only when every batch read from it is committed, whatever the order. While the
+store is down each thread retries its batch with capped exponential backoff; the spool
+keeps growing meanwhile, up to its cap. Rows the store rejects for their values (never
+expected: the API validates) are isolated by bisection, so one bad record cannot block the
+log; they are counted as dropped.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import math
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 
 from serving.predlog.metrics import LogMetrics
 from serving.predlog.migrations import SchemaError
@@ -30,7 +31,7 @@ _IDLE_PING_SECONDS = 5.0
 
 
 class Writer:
-    """Owns the thread that moves records from the spool to the store."""
+    """Owns the threads that move records from the spool to the store."""
 
     def __init__(
         self,
@@ -42,6 +43,7 @@ class Writer:
         flush_interval: float,
         retry_max: float,
         fsync_interval: float | None = None,
+        threads: int = 1,
     ) -> None:
         self.spool, self.store, self.metrics = spool, store, metrics
         self.flush_interval = flush_interval
@@ -53,55 +55,64 @@ class Writer:
         self.last_error: str | None = None
         self.records_done = 0
         """Records committed or given up (torn, corrupt, rejected)."""
+        self._count_lock = threading.Lock()
         self._wake = threading.Event()
         self._abort = threading.Event()
         self._deadline: float | None = None
-        self._thread = threading.Thread(target=self._run, name="skship-log-writer", daemon=True)
+        self._threads = [
+            threading.Thread(
+                target=self._run, args=(k,), name=f"skship-log-writer-{k}", daemon=True
+            )
+            for k in range(threads)
+        ]
         self._last_contact = time.monotonic()
         self._last_sync = time.monotonic()
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return all(thread.is_alive() for thread in self._threads)
 
     def stop(self, timeout: float) -> bool:
         """Drain everything within ``timeout`` seconds; True when the spool is empty."""
         self._deadline = time.monotonic() + timeout
         self._wake.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-            self._abort.set()
-            if self._thread.is_alive():
-                self.store.interrupt()
-                self._thread.join(2.0)
+        for thread in self._threads:
+            if thread.is_alive():
+                thread.join(max(0.0, self._deadline - time.monotonic()))
+        self._abort.set()
+        if any(thread.is_alive() for thread in self._threads):
+            self.store.interrupt()
+            for thread in self._threads:
+                thread.join(2.0)
+        self.reader.close()
         return not self.spool.segments()
 
     def _lost(self, reason: str, lines: int) -> None:
-        self.records_done += lines
+        self._done(lines)
         if reason == "torn":
             self.metrics.torn_lines.inc(lines)
         else:
             self.metrics.dropped.labels(reason).inc(lines)
 
-    def _run(self) -> None:
-        ahead = ThreadPoolExecutor(1, thread_name_prefix="skship-log-reader")
-        pending: Future[tuple[Batch, Encoded | None]] | None = None
+    def _done(self, records: int) -> None:
+        with self._count_lock:
+            self.records_done += records
+
+    def _run(self, k: int) -> None:
         try:
             while not self._abort.is_set():
-                self._housekeeping()
-                batch, encoded = pending.result() if pending else self._prepare()
-                pending = None
-                if batch.rows >= self.reader.max_rows:
-                    # A backlog: read and encode the next batch while this one is written.
-                    pending = ahead.submit(self._prepare)
-                if batch.records and not self._write_until_done(batch, encoded):
+                if k == 0:
+                    self._housekeeping()
+                batch = self.reader.read()
+                if batch.records and not self._write_until_done(batch):
                     break  # shutting down with the store still unreachable: spool keeps it
                 self.reader.commit(batch)
-                self.records_done += len(batch.records)
-                if pending is not None:
+                self._done(len(batch.records))
+                if batch.rows >= self.reader.max_rows:
                     continue
                 if self._deadline is not None:
                     if not self.spool.segments():
@@ -113,19 +124,6 @@ class Writer:
         except Exception:  # the log must not die silently: /ready reports it
             logger.exception("prediction log writer crashed")
             self.reachable, self.last_error = False, "writer thread crashed"
-        finally:
-            ahead.shutdown(wait=True, cancel_futures=True)
-            self.reader.close()
-
-    def _prepare(self) -> tuple[Batch, Encoded | None]:
-        """Read the next batch and encode it for the store (pure CPU and page-cache reads)."""
-        batch = self.reader.read()
-        if not batch.records:
-            return batch, None
-        try:
-            return batch, self.store.encode(batch.records)
-        except RowsRejectedError:
-            return batch, None  # isolated record by record when written
 
     def _housekeeping(self) -> None:
         now = time.monotonic()
@@ -141,7 +139,11 @@ class Writer:
             self._last_contact = now
             self._set_reachable(self.store.ping(), "store did not answer a ping")
 
-    def _write_until_done(self, batch: Batch, encoded: Encoded | None) -> bool:
+    def _write_until_done(self, batch: Batch) -> bool:
+        try:
+            encoded: Encoded | None = self.store.encode(batch.records)
+        except RowsRejectedError:
+            encoded = None  # isolated record by record below
         delay = _FIRST_RETRY_SECONDS
         while True:
             try:
