@@ -92,10 +92,8 @@ class Batch:
     rows: int = 0
     ends: list[tuple[Segment, int]] = field(default_factory=list)
     committed: bool = False
-
-    @property
-    def oldest(self) -> float | None:
-        return min((r.created_at for r in self.records), default=None)
+    oldest: float | None = None
+    """created_at of its oldest record."""
 
 
 @dataclass(eq=False)
@@ -125,14 +123,18 @@ class SpoolReader:
 
     def oldest(self) -> float | None:
         """created_at of the oldest record read and not yet committed."""
-        with self._lock:
-            pending = [batch for batch in self._outstanding if not batch.committed]
-        return min((o for batch in pending if (o := batch.oldest) is not None), default=None)
+        # No lock: status() runs on the event loop and must not wait for a read. Copying a
+        # deque is one C call under the GIL, so the snapshot is consistent.
+        pending = tuple(self._outstanding)
+        return min(
+            (b.oldest for b in pending if not b.committed and b.oldest is not None), default=None
+        )
 
     def read(self) -> Batch:
         """The next records, up to ``max_rows`` rows (possibly none, with segments to forget)."""
         with self._lock:
             batch = self._read()
+            batch.oldest = min((r.created_at for r in batch.records), default=None)
             self._outstanding.append(batch)
             return batch
 
