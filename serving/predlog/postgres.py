@@ -25,8 +25,8 @@ from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from serving.predlog import migrations, sql
-from serving.predlog.reader import SpooledModel, SpooledRecord, TimeText
-from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError
+from serving.predlog.lines import SpooledModel, SpooledRecord
+from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError, TimeText
 
 logger = logging.getLogger(__name__)
 

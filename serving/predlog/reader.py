@@ -15,73 +15,16 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import orjson
 
-from serving.predlog.records import ModelSchema
-from serving.predlog.spool import HEADER, Segment, Spool
+from serving.predlog import lines
+from serving.predlog.lines import SpooledModel, SpooledRecord
+from serving.predlog.spool import Segment, Spool
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1024 * 1024
-_HEADER_LINE = HEADER.rstrip(b"\n")
-_FEATURES_KEY = b',"x":'
-_PROBABILITIES_KEY = b',"p":'
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class SpooledModel:
-    """A model schema with its JSON objects pre-built: ``{"name":%s,...}`` per row kind."""
-
-    schema: ModelSchema
-    features_template: bytes
-    classes_template: bytes | None
-
-    @classmethod
-    def of(cls, schema: ModelSchema) -> SpooledModel:
-        def template(names: tuple[str, ...]) -> bytes:
-            keys = (orjson.dumps(name).replace(b"%", b"%%") + b":%s" for name in names)
-            return b"{" + b",".join(keys) + b"}"
-
-        classes = None if schema.classes is None else template(schema.classes)
-        return cls(schema, template(schema.feature_names), classes)
-
-
-@dataclass(frozen=True, slots=True)
-class SpooledRecord:
-    """One request as read back from the spool, ready to become rows.
-
-    Features and probabilities stay the JSON text the appender wrote, one ``bytes`` of
-    comma-separated numbers per row: keying them by name is then a splice, where parsing
-    and re-printing 30 floats per row would cost the writer most of its time.
-    """
-
-    model: SpooledModel
-    request_id: str
-    created_at: float
-    predictions: list[str | float]
-    latency_ms: float
-    client_id: str | None
-    features: list[bytes]
-    probabilities: list[bytes] | None
-
-    def features_json(self, row: int) -> bytes:
-        """Row ``row``'s features as a JSON object keyed by feature name."""
-        return _object(self.model.features_template, self.features[row], self.request_id)
-
-    def probabilities_json(self, row: int) -> bytes | None:
-        """Row ``row``'s probabilities keyed by class; None for regressors."""
-        if self.probabilities is None or self.model.classes_template is None:
-            return None
-        return _object(self.model.classes_template, self.probabilities[row], self.request_id)
-
-
-def _object(template: bytes, numbers: bytes, request_id: str) -> bytes:
-    try:
-        return template % tuple(numbers.split(b","))
-    except TypeError:  # too many or too few numbers for the names
-        raise ValueError(f"request {request_id}: a row does not match its model's names") from None
 
 
 @dataclass(eq=False)
@@ -183,10 +126,10 @@ class SpoolReader:
                     return
 
     def _decode(self, line: bytes, cursor: _Cursor, batch: Batch, segment: Segment) -> None:
-        if line == _HEADER_LINE:
+        if line == lines.HEADER_LINE:
             return
         try:
-            record = self._record(line, cursor)
+            record = lines.decode(line, cursor.models)
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             logger.error("dropping an undecodable line in %s: %s", segment.path, exc)
             self.on_lost("corrupt", 1)
@@ -194,43 +137,6 @@ class SpoolReader:
         if record is not None:
             batch.records.append(record)
             batch.rows += len(record.features)
-
-    @staticmethod
-    def _record(line: bytes, cursor: _Cursor) -> SpooledRecord | None:
-        # A record line ends with ',"p":<array or null>,"x":<array>}'. Neither key can occur
-        # earlier: inside a JSON string a '"' is always escaped.
-        p_at = line.find(_PROBABILITIES_KEY)
-        if p_at < 0:
-            item = orjson.loads(line)
-            cursor.models[item["schema"]] = SpooledModel.of(
-                ModelSchema(
-                    item["name"],
-                    item["version"],
-                    tuple(item["features"]),
-                    None if item["classes"] is None else tuple(item["classes"]),
-                )
-            )
-            return None
-        x_at = line.index(_FEATURES_KEY, p_at)
-        item = orjson.loads(line[:p_at] + b"}")
-        features = _rows_of(line, x_at + len(_FEATURES_KEY), len(line) - 1)
-        p_start = p_at + len(_PROBABILITIES_KEY)
-        probabilities = None if x_at - p_start == 4 else _rows_of(line, p_start, x_at)
-        predictions = item["y"]
-        if len(predictions) != len(features) or (
-            probabilities is not None and len(probabilities) != len(features)
-        ):
-            raise ValueError("rows, predictions and probabilities differ in length")
-        return SpooledRecord(
-            cursor.models[item["s"]],
-            item["r"],
-            item["t"],
-            predictions,
-            item["l"],
-            item["c"],
-            features,
-            probabilities,
-        )
 
     def commit(self, batch: Batch) -> None:
         """The batch's rows are in the store: delete segments nothing is left in."""
@@ -255,38 +161,3 @@ class SpoolReader:
                 with contextlib.suppress(OSError):
                     os.close(cursor.fd)
             self._cursors.clear()
-
-
-def _rows_of(line: bytes, start: int, end: int) -> list[bytes]:
-    """``[[1.0,2.0],[3.0,4.0]]`` in ``line[start:end]`` -> ``[b"1.0,2.0", b"3.0,4.0"]``.
-
-    Numbers hold no brackets, so splitting on ``],[`` is exact.
-    """
-    if end - start == 2 and line.startswith(b"[]", start):
-        return []
-    if not (line.startswith(b"[[", start) and line.endswith(b"]]", start, end)):
-        raise ValueError("not a 2-d array of numbers")
-    return line[start + 2 : end - 2].split(b"],[")
-
-
-class TimeText:
-    """Formats Unix seconds as text with microseconds; caches the whole-second part.
-
-    Records of a batch mostly share their second, and strftime is the slow part.
-    """
-
-    def __init__(self, seconds_format: str, fraction_format: bytes) -> None:
-        self.seconds_format = seconds_format
-        self.fraction_format = fraction_format
-        self._second = -1
-        self._prefix = b""
-
-    def __call__(self, unix: float) -> bytes:
-        second = int(unix // 1)
-        micro = round((unix - second) * 1e6)
-        if micro >= 1_000_000:
-            second, micro = second + 1, micro - 1_000_000
-        if second != self._second:
-            moment = datetime.fromtimestamp(second, UTC)
-            self._second, self._prefix = second, moment.strftime(self.seconds_format).encode()
-        return self._prefix + self.fraction_format % micro

@@ -2,14 +2,14 @@
 
 The spool is a folder of segment files named by creation time (``<ns>.jsonl``). A segment
 starts with a header line; a record line names its model through a schema line written
-earlier in the same segment, so lines carry numbers, not feature names. One
+earlier in the same segment, so lines carry numbers, not feature names (``lines.py``). One
 ``PredictionLog.append`` call is one ``os.write`` of complete lines: the page cache holds
 them once it returns, so they survive SIGTERM and SIGKILL of this process (not power loss,
 unless the opt-in periodic fsync is on).
 
 One process owns a spool folder at a time (``flock`` on ``.lock``); segments present when
-it opens the folder were left by an earlier process and are replayed. The writer thread
-reads segments behind the appender (``SpoolReader``) and deletes one only once all its rows
+it opens the folder were left by an earlier process and are replayed. The writer threads
+read segments behind the appender (``SpoolReader``) and delete one only once all its rows
 are committed.
 """
 
@@ -25,8 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
+from serving.predlog.lines import HEADER, RECORD_START, record_line, schema_line
 from serving.predlog.records import (
     LogFullError,
     LogUnavailableError,
@@ -36,11 +35,8 @@ from serving.predlog.records import (
 
 logger = logging.getLogger(__name__)
 
-HEADER = b'{"skship_spool":1}\n'
 SUFFIX = ".jsonl"
 _LOCK_FILE = ".lock"
-_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
-_RECORD_START = b'\n{"s":'
 
 
 class SpoolLockedError(Exception):
@@ -110,7 +106,7 @@ class Spool:
             data = path.read_bytes()
             self._segments.append(Segment(path, len(data), sealed=True, synced=len(data)))
             self._bytes += len(data)
-            self.leftover_records += data.count(_RECORD_START)
+            self.leftover_records += data.count(RECORD_START)
         if self._segments:
             logger.info(
                 "replaying %d spool segment(s), %d bytes, left by an earlier process",
@@ -132,8 +128,8 @@ class Spool:
                 if sid is None:
                     sid = len(segment.schema_ids) + len(new_schemas)
                     new_schemas.append(record.model)
-                    parts.append(_schema_line(sid, record.model))
-                parts.append(_record_line(sid, record))
+                    parts.append(schema_line(sid, record.model))
+                parts.append(record_line(sid, record))
             data = b"".join(parts)
             if self._bytes + len(data) > self.max_bytes:
                 self.full = True
@@ -266,48 +262,3 @@ class Spool:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
-
-
-def _schema_line(sid: int, schema: ModelSchema) -> bytes:
-    return (
-        orjson.dumps(
-            {
-                "schema": sid,
-                "name": schema.name,
-                "version": schema.version,
-                "features": schema.feature_names,
-                "classes": schema.classes,
-            }
-        )
-        + b"\n"
-    )
-
-
-def _record_line(sid: int, record: PredictionRecord) -> bytes:
-    return (
-        orjson.dumps(
-            {
-                "s": sid,
-                "r": record.request_id,
-                "t": record.created_at,
-                "y": record.predictions,
-                "l": record.latency_ms,
-                "c": record.client_id,
-                # Arrays last, so the writer can take their text as is (reader.py).
-                "p": record.probabilities,
-                "x": record.features,
-            },
-            default=_default,
-            option=_OPTIONS,
-        )
-        + b"\n"
-    )
-
-
-def _default(value: object) -> object:
-    """Values orjson does not know natively: numpy scalars, tuples of labels and the like."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, tuple | range):
-        return list(value)
-    raise TypeError(f"cannot spool a {type(value).__name__}")

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 
 from serving.predlog import migrations, sql
-from serving.predlog.reader import SpooledRecord, TimeText
-from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError
+from serving.predlog.lines import SpooledRecord
+from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError, TimeText
 
 logger = logging.getLogger(__name__)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from serving.predlog.reader import SpooledRecord
+from serving.predlog.lines import SpooledRecord
 
 
 class StoreUnavailableError(Exception):
@@ -53,3 +54,26 @@ class Store(Protocol):
         """From another thread: abort the write in progress (shutdown's deadline passed)."""
 
     def close(self) -> None: ...
+
+
+class TimeText:
+    """Formats Unix seconds as text with microseconds; caches the whole-second part.
+
+    Records of a batch mostly share their second, and strftime is the slow part.
+    """
+
+    def __init__(self, seconds_format: str, fraction_format: bytes) -> None:
+        self.seconds_format = seconds_format
+        self.fraction_format = fraction_format
+        self._second = -1
+        self._prefix = b""
+
+    def __call__(self, unix: float) -> bytes:
+        second = int(unix // 1)
+        micro = round((unix - second) * 1e6)
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
+        if second != self._second:
+            moment = datetime.fromtimestamp(second, UTC)
+            self._second, self._prefix = second, moment.strftime(self.seconds_format).encode()
+        return self._prefix + self.fraction_format % micro

@@ -18,9 +18,10 @@ import threading
 import time
 from collections.abc import Sequence
 
+from serving.predlog.lines import SpooledRecord
 from serving.predlog.metrics import LogMetrics
 from serving.predlog.migrations import SchemaError
-from serving.predlog.reader import Batch, SpooledRecord, SpoolReader
+from serving.predlog.reader import Batch, SpoolReader
 from serving.predlog.spool import Spool
 from serving.predlog.store import Encoded, RowsRejectedError, Store, StoreUnavailableError
 
