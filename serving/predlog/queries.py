@@ -31,7 +31,10 @@ EXPORT_COLUMNS = tuple(column.strip() for column in sql.COLUMNS.split(","))
 
 @dataclass(frozen=True, slots=True)
 class Filters:
-    """``since <= created_at < until`` and an exact model version; None means any."""
+    """``since <= created_at < until`` and an exact model version; None means any.
+
+    Times without a zone are UTC.
+    """
 
     since: datetime | None = None
     until: datetime | None = None
@@ -78,6 +81,8 @@ def decode_cursor(cursor: str) -> tuple[datetime, str, int]:
 
 
 def _page_params(filters: Filters, limit: int, cursor: str | None) -> dict[str, Any]:
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
     after = decode_cursor(cursor) if cursor else (None, None, None)
     return {
         "since": filters.since,

@@ -122,8 +122,9 @@ class PredictionLog(Protocol):
     ) -> Page:
         """Logged rows with ``since <= created_at < until``, newest first (blocking I/O).
 
-        Raises InvalidCursorError for a cursor it did not issue and LogUnavailableError
-        when the store cannot be read.
+        At most ``limit`` (>= 1) rows; pass the page's ``next_cursor`` back for the next
+        page. Times without a zone are UTC. Raises InvalidCursorError for a cursor it did
+        not issue and LogUnavailableError when the store cannot be read.
         """
 
     def close(self, timeout: float) -> None:

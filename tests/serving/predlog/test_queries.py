@@ -192,3 +192,18 @@ def test_export_of_an_empty_range_is_just_the_header(
         "probabilities,latency_ms,client_id"
     ]
     assert _export(url, "jsonl", Filters(since=future)) == b""
+
+
+def test_a_page_needs_a_positive_limit(logged: tuple[str, list[PredictionRecord]]) -> None:
+    url, _ = logged
+    with pytest.raises(ValueError, match="limit"):
+        open_queries(url).page(Filters(), 0, None)
+
+
+def test_naive_times_are_utc(logged: tuple[str, list[PredictionRecord]]) -> None:
+    url, records = logged
+    since = datetime.fromtimestamp(NOW - 3600, UTC)
+    aware = _walk(url, Filters(since=since), limit=50)
+    naive = _walk(url, Filters(since=since.replace(tzinfo=None)), limit=50)
+    assert aware == naive
+    assert len(aware) == sum(len(r.features) for r in records if r.created_at >= NOW - 3600)
