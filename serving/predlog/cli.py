@@ -45,7 +45,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
     recent = actions.add_parser("recent", help="the latest logged predictions, newest first")
     recent.add_argument("--limit", type=_positive, default=20, help="rows to show (20)")
-    recent.add_argument("--model-version", dest="log_model_version", help="only this version")
+    recent.add_argument(
+        "--model-version", dest="log_model_version", metavar="VERSION", help="only this version"
+    )
     _database_url(recent)
     recent.set_defaults(handler=run_recent)
 
@@ -57,8 +59,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     stats.set_defaults(handler=run_stats)
 
     export = actions.add_parser("export", help="stream logged rows as CSV or JSON lines")
-    export.add_argument("--format", choices=["csv", "jsonl"], default="csv", dest="export_format")
-    export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    export.add_argument(
+        "--format",
+        choices=["csv", "jsonl"],
+        default="csv",
+        dest="export_format",
+        help="csv (with a header row; the default) or jsonl (one JSON object per row)",
+    )
+    export.add_argument(
+        "--output", "-o", metavar="FILE", help="file to write (default: standard output)"
+    )
     _filters(export)
     _database_url(export)
     export.set_defaults(handler=run_export)
@@ -68,15 +78,18 @@ def _database_url(parser: argparse.ArgumentParser, text: str | None = None) -> N
     parser.add_argument(
         "--database-url",
         dest="database_url",
+        metavar="URL",
         help=text or "the log's database (default: DATABASE_READ_URL, else DATABASE_URL)",
     )
 
 
 def _filters(parser: argparse.ArgumentParser) -> None:
     when = "a duration back from now (90s, 15m, 1h, 2d, 1w) or an ISO 8601 time (UTC if no zone)"
-    parser.add_argument("--since", type=parse_time, help=f"from this time on: {when}")
-    parser.add_argument("--until", type=parse_time, help=f"before this time: {when}")
-    parser.add_argument("--model-version", dest="log_model_version", help="only this version")
+    parser.add_argument("--since", type=parse_time, metavar="TIME", help=f"from then on: {when}")
+    parser.add_argument("--until", type=parse_time, metavar="TIME", help=f"before then: {when}")
+    parser.add_argument(
+        "--model-version", dest="log_model_version", metavar="VERSION", help="only this version"
+    )
 
 
 def parse_time(text: str, now: datetime | None = None) -> datetime:
