@@ -1,1 +1,0 @@
-"""The benchmark: `python -m bench` (serving throughput) and `python -m bench.drain`."""
