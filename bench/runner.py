@@ -132,10 +132,17 @@ class _Run:
             with httpx.Client(timeout=30.0) as client:
                 if app.kind == "skship":
                     _require_store(client, server, app)
+                logged = app.kind == "skship" and app.store != "none"
+                served = 0
                 for rows in self.config.rows:
+                    before = skship.settled_predict_200s(client, server.url) if logged else 0
                     self._measure(instance, server, client, model, rows, label)
+                    if logged:
+                        after = skship.settled_predict_200s(client, server.url)
+                        served += (after - before) * rows
                 instance.memory = procs.memory(server.pid)
-                if app.kind == "skship" and app.store != "none":
+                if logged:
+                    instance.rows_served = served
                     self._count_log(instance, client, server, database_url, label)
         except (CheckError, wrk.WrkError, httpx.HTTPError) as exc:
             instance.error = f"{type(exc).__name__}: {exc}"
@@ -192,8 +199,7 @@ class _Run:
     def _count_log(
         self, instance: Instance, client: httpx.Client, server: Server, url: str, label: str
     ) -> None:
-        """Rows served (the server's own count) against rows in the store once drained."""
-        instance.rows_served = skship.rows_served(client, server.url)
+        """Rows in the store once drained, to compare with the rows served."""
         instance.rows_stored, instance.drain_s = stores.wait_drained(
             lambda: stores.count_rows(url), lambda: skship.has_unwritten(client, server.url)
         )

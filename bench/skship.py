@@ -7,22 +7,45 @@ server answered, and logged, them all the same).
 
 from __future__ import annotations
 
+import time
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-# Counter of predicted instances, by model version and class: every row of every 200.
-PREDICTIONS = "skship_predictions"
+REQUESTS = "skship_http_requests"
 
 
-def rows_served(client: httpx.Client, url: str) -> int:
-    """Instances answered since the process started, summed from ``GET /metrics``."""
+def predict_200s(client: httpx.Client, url: str) -> int:
+    """``POST /predict`` requests answered 200 since the process started (``GET /metrics``).
+
+    The benchmark reads it before and after each workload, whose requests all carry the
+    same number of rows, so rows served = the difference x rows per request.
+    """
     response = client.get(f"{url}/metrics")
     response.raise_for_status()
     total = 0.0
     for family in text_string_to_metric_families(response.text):
-        if family.name == PREDICTIONS:
-            total += sum(s.value for s in family.samples if s.name == f"{PREDICTIONS}_total")
+        if family.name == REQUESTS:
+            total += sum(
+                sample.value
+                for sample in family.samples
+                if sample.name == f"{REQUESTS}_total"
+                and sample.labels.get("route") == "/predict"
+                and sample.labels.get("status") == "200"
+            )
     return int(total)
+
+
+def settled_predict_200s(client: httpx.Client, url: str, *, quiet: float = 0.3) -> int:
+    """``predict_200s`` once it stops moving: wrk exits with requests still in flight,
+    and the server answers them after; they belong to the workload that sent them."""
+    last = predict_200s(client, url)
+    while True:
+        time.sleep(quiet)
+        current = predict_200s(client, url)
+        if current == last:
+            return current
+        last = current
 
 
 def has_unwritten(client: httpx.Client, url: str) -> bool:
