@@ -18,7 +18,7 @@ from bench.runner import Results
 
 RESULTS_DIR = Path(__file__).with_name("results")
 HEADER = (
-    "| app | model | rows | conns | req/s | p50 ms | p99 ms | x ceiling | x naive | errors "
+    "| app | model | rows | conns | runs | req/s | p50 ms | p99 ms | x ceiling | x naive | errors "
     "| server CPU | req/CPU-s | RSS MiB (peak) | ready s | logged/served |"
 )
 APP_ORDER = ("ceiling", "naive", "skship-nolog", "skship-sqlite", "skship-pg")
@@ -42,7 +42,8 @@ def table(rows: list[Row]) -> str:
             else ""
         )
         lines.append(
-            f"| {row.app} | {row.model} | {row.rows} | {row.connections} | {row.rps:,.0f} "
+            f"| {row.app} | {row.model} | {row.rows} | {row.connections} | {row.runs} "
+            f"| {row.rps:,.0f} "
             f"| {row.p50_ms:.2f} | {row.p99_ms:.2f} | {_ratio(row.x_ceiling)} "
             f"| {_ratio(row.x_naive)} | {row.errors} | {row.cpu_share:.0%} "
             f"| {row.requests_per_cpu_s:,.0f} | {memory} "

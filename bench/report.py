@@ -35,6 +35,8 @@ class Row:
     model: str
     rows: int
     connections: int
+    runs: int
+    """Rounds that measured this row (a round whose server failed does not count)."""
     rps: float
     p50_ms: float
     p99_ms: float
@@ -122,6 +124,7 @@ def table(results: Results) -> list[Row]:
                 model=model,
                 rows=n_rows,
                 connections=connections,
+                runs=len(measured),
                 rps=statistics.median(r.rps for r in runs),
                 p50_ms=statistics.median(r.p50_ms for r in runs),
                 p99_ms=statistics.median(r.p99_ms for r in runs),

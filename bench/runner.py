@@ -144,7 +144,7 @@ class _Run:
                 if logged:
                     instance.rows_served = served
                     self._count_log(instance, client, server, database_url, label)
-        except (CheckError, wrk.WrkError, httpx.HTTPError) as exc:
+        except (CheckError, ServerError, wrk.WrkError, httpx.HTTPError) as exc:
             instance.error = f"{type(exc).__name__}: {exc}"
             _say(f"{label}: {instance.error}")
         finally:
@@ -189,6 +189,7 @@ class _Run:
                 cpu=config.load_cpu,
             )  # fmt: skip
             cpu = procs.cpu_seconds(*roots) - cpu_before
+            server.require_alive(f"{rows} row(s) x {connections} connections")
             self.results.measurements.append(
                 Measurement(
                     instance.round, instance.app, instance.model, rows, connections, result, cpu

@@ -79,6 +79,15 @@ class Server:
     def pid(self) -> int:
         return self.process.pid
 
+    def require_alive(self, during: str) -> None:
+        """Raise if the process has exited: what was measured meanwhile is not a result."""
+        code = self.process.poll()
+        if code is not None:
+            raise ServerError(
+                f"{self.app.name} exited with code {code} during {during}; last log lines:\n"
+                f"{log_tail(self.log_path)}"
+            )
+
     def stop(self, timeout: float = 60.0) -> int:
         """SIGTERM, let it drain, SIGKILL only if it hangs; returns the exit code."""
         if self.process.poll() is None:
@@ -118,7 +127,8 @@ def environment(app: App, model: BenchModel | None, *, spool_dir: Path) -> dict[
     if app.kind == "skship":
         env["SPOOL_DIR"] = str(spool_dir)
         env["LOG_PREDICTIONS"] = "false" if app.store == "none" else "true"
-        env["ACCESS_LOG"], env["LOG_LEVEL"] = "false", "warning"
+        # info logs lifecycle events only (start, signals, drain): nothing per request.
+        env["ACCESS_LOG"], env["LOG_LEVEL"] = "false", "info"
     return env
 
 
@@ -154,9 +164,11 @@ def start(
     return server
 
 
-def log_tail(path: Path, lines: int = 20) -> str:
+def log_tail(path: Path, lines: int = 12) -> str:
+    """The server's last log lines, tracebacks' indented frames left out."""
     with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        text = path.read_text(errors="replace").splitlines()
+        return "\n".join([line for line in text if not line.startswith(" ")][-lines:])
     return ""
 
 

@@ -18,7 +18,7 @@ from bench import procs, report, wrk
 from bench.check import check
 from bench.models import body, sample_rows
 from bench.runner import ANY_MODEL, Config, Measurement, Results
-from bench.servers import APPS, Server, start
+from bench.servers import APPS, Server, ServerError, start
 
 CEILING = next(app for app in APPS if app.name == "ceiling")
 
@@ -102,3 +102,12 @@ def test_cpu_seconds_counts_the_server_work_under_load(ceiling: Server, tmp_path
     )
     spent = procs.cpu_seconds(ceiling.pid) - before
     assert 0.05 < spent <= result.duration_s * len(procs.usable_cpus()) + 0.1
+
+
+def test_a_server_that_exited_is_not_measured(tmp_path: Path) -> None:
+    server = start(
+        CEILING, None, models_dir=tmp_path, workdir=tmp_path, database_url="sqlite:///x", cpu=None
+    )
+    server.stop()
+    with pytest.raises(ServerError, match="exited with code"):
+        server.require_alive("1 row(s) x 32 connections")
