@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-drain",
         action="store_true",
-        help="skip the drain benchmark (python -m bench.drain; --quick skips it too)",
+        help="skip the drain benchmark (python -m bench.drain; it runs only with skship-pg, "
+        "and --quick skips it too)",
     )
     parser.add_argument(
         "--keep",
@@ -135,7 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench: training models into {workdir / 'models'}", file=sys.stderr)
         models = train_models(workdir / "models", config.models)
         results = runner.run(config, models, workdir / "models", workdir)
-        drain = None if args.quick or args.no_drain else _drain_rows_per_s()
+        with_drain = "skship-pg" in args.apps and not (args.quick or args.no_drain)
+        drain = _drain_rows_per_s() if with_drain else None
     finally:
         if args.keep:
             print(f"bench: kept {workdir}", file=sys.stderr)
@@ -146,9 +148,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render.table(rows))
     print()
     print(render.targets(found))
-    failures = [i for i in results.instances if i.error]
-    for instance in failures:
-        print(f"\n{instance.app} {instance.model} (round {instance.round}): {instance.error}")
+    for instance in (i for i in results.instances if i.error):
+        retried = " (discarded and run again)" if instance.retried else ""
+        print(
+            f"\n{instance.app} {instance.model} (round {instance.round}){retried}: {instance.error}"
+        )
+    failures = [i for i in results.instances if i.error and not i.retried]
     if args.json:
         print(f"\nbench: wrote {render.write_json(results, rows, found)}", file=sys.stderr)
     return 1 if failures else 0

@@ -236,7 +236,8 @@ def _judge(
 def _instances_by_key(instances: Iterable[Instance]) -> dict[tuple[str, str], list[Instance]]:
     found: dict[tuple[str, str], list[Instance]] = defaultdict(list)
     for instance in instances:
-        found[(instance.app, instance.model)].append(instance)
+        if not instance.retried:
+            found[(instance.app, instance.model)].append(instance)
     return found
 
 

@@ -71,6 +71,8 @@ class Instance:
     drain_s: float | None = None
     exit_code: int | None = None
     error: str | None = None
+    retried: bool = False
+    """It exited mid-run and was started again; its measurements were discarded."""
 
 
 @dataclass
@@ -87,7 +89,7 @@ def run(config: Config, models: dict[str, BenchModel], models_dir: Path, workdir
         for round_ in range(1, config.rounds + 1):
             for app in config.apps:
                 for key in config.models if app.per_model else [ANY_MODEL]:
-                    bench.instance(round_, app, key)
+                    bench.instance_with_retry(round_, app, key)
     finally:
         if bench.postgres is not None:
             bench.postgres.close()
@@ -109,7 +111,21 @@ class _Run:
             for rows, matrices in self.samples.items()
         }
 
-    def instance(self, round_: int, app: App, key: str) -> None:
+    def instance_with_retry(self, round_: int, app: App, key: str) -> None:
+        """Run an instance; if its server exits mid-run, discard it and run it once more.
+
+        On a shared machine a server can be stopped from outside (skship logs the signal);
+        that is not a result of the app, and one retry keeps the table complete.
+        """
+        measured = len(self.results.measurements)
+        first = self.instance(round_, app, key)
+        if first.error and "exited with code" in first.error:
+            del self.results.measurements[measured:]
+            first.retried = True
+            _say(f"[round {round_}] {app.name} {key}: exited mid-run; starting it once more")
+            self.instance(round_, app, key)
+
+    def instance(self, round_: int, app: App, key: str) -> Instance:
         """One server process: start it, check it, measure every workload, count its log."""
         instance = Instance(round_, app.name, key)
         self.results.instances.append(instance)
@@ -125,7 +141,7 @@ class _Run:
         except (ServerError, OSError, RuntimeError) as exc:
             instance.error = f"did not start: {exc}"
             _say(f"{label}: {instance.error}")
-            return
+            return instance
         instance.ready_s = server.ready_s
         _say(f"{label}: ready in {server.ready_s:.2f} s (pid {server.pid}, port {server.port})")
         try:
@@ -149,6 +165,7 @@ class _Run:
             _say(f"{label}: {instance.error}")
         finally:
             instance.exit_code = server.stop()
+        return instance
 
     def _database_url(self, app: App, folder: Path) -> str:
         """A fresh store per instance, so its row count is that instance's alone."""
