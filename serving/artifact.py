@@ -20,7 +20,9 @@ import os
 import platform
 import re
 import secrets
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +40,8 @@ MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 CURRENT_POINTER = "current"
 _STAGING_PREFIX = ".incoming-"
+STALE_STAGING_SECONDS = 24 * 3600
+"""A staging folder this old belongs to a save that crashed; the next save removes it."""
 _VERSION_RE = re.compile(r"^\d{8}-\d{6}-\d{6}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -204,7 +208,7 @@ def write_current(models_dir: Path, name: str, version: str) -> None:
     target = version_dir(models_dir, name, version)
     if not (target / METADATA_FILE).is_file():
         raise ArtifactNotFoundError(f"no version {version!r} of model {name!r} in {models_dir}")
-    _atomic_write(model_dir(models_dir, name) / CURRENT_POINTER, f"{version}\n".encode())
+    atomic_write(model_dir(models_dir, name) / CURRENT_POINTER, f"{version}\n".encode())
 
 
 def resolve(models_dir: Path, name: str, version: str | None = None) -> Path:
@@ -239,18 +243,36 @@ def save(
     final = version_dir(models_dir, metadata.name, metadata.version)
     if final.exists():
         raise ArtifactError(f"version {metadata.version} of {metadata.name!r} already exists")
-    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{metadata.version}-", dir=root))
     buffer = io.BytesIO()
     joblib.dump(pipeline, buffer)
     model_bytes = buffer.getvalue()
-    _write_synced(staging / MODEL_FILE, model_bytes)
     files = {MODEL_FILE: hashlib.sha256(model_bytes).hexdigest()}
     signed = _sign(metadata.model_copy(update={"files": files, "signature": None}), signing_key)
-    _write_synced(staging / METADATA_FILE, _dump_metadata(signed))
-    _fsync_dir(staging)
-    os.rename(staging, final)
+    _remove_stale_staging(root)
+    staging = Path(tempfile.mkdtemp(prefix=f"{_STAGING_PREFIX}{metadata.version}-", dir=root))
+    try:
+        _write_synced(staging / MODEL_FILE, model_bytes)
+        _write_synced(staging / METADATA_FILE, _dump_metadata(signed))
+        _fsync_dir(staging)
+        os.rename(staging, final)
+    except BaseException:
+        # An error (disk full, permissions) leaves nothing behind; a hard crash may leave
+        # the hidden staging folder, which is never listed or resolved.
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     _fsync_dir(root)
     return final
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Delete staging folders that a crashed save left behind long ago (never listed anyway)."""
+    cutoff = time.time() - STALE_STAGING_SECONDS
+    for path in root.glob(f"{_STAGING_PREFIX}*"):
+        try:
+            if path.is_dir() and path.stat().st_mtime < cutoff:
+                shutil.rmtree(path, ignore_errors=True)
+        except FileNotFoundError:  # another save removed it first
+            continue
 
 
 def read_metadata(path: Path) -> Metadata:
@@ -362,10 +384,15 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so readers see the old or the new content, never a mix."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    _write_synced(tmp, data)
-    os.replace(tmp, path)
+    try:
+        _write_synced(tmp, data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
 
 
