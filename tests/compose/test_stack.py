@@ -42,6 +42,12 @@ def test_serve_answers_with_the_model_the_train_service_trained(stack: ComposeSt
     assert served_version(stack) in model_versions(stack)
 
 
+def test_serve_healthcheck_reports_healthy(stack: ComposeStack) -> None:
+    stack.wait_healthy("serve")
+
+    assert stack.containers()["serve"]["Health"] == "healthy"
+
+
 def test_serve_predicts_through_the_published_port(stack: ComposeStack) -> None:
     answer = predict(stack, 3)
 
