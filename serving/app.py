@@ -19,8 +19,9 @@ from fastapi import FastAPI
 from serving import errors, openapi
 from serving.metrics import Metrics
 from serving.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from serving.predict_endpoint import PredictEndpoint
 from serving.predlog import open_log
-from serving.routes import metrics, model, predict, probes
+from serving.routes import metrics, model, probes
 from serving.settings import Settings
 from serving.state import AppState
 
@@ -51,15 +52,24 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(state.log.close, remaining)
             logger.info("prediction log closed in %.2f s", time.monotonic() - started)
 
-    app = FastAPI(title="skship", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="skship",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Metrics are Prometheus (/metrics); FastAPI's OpenTelemetry hooks would only
+        # cost time on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.skship = state
     state.on_model_change = lambda: setattr(app, "openapi_schema", None)
     errors.install_handlers(app)
-    for router in (predict.router, probes.router, model.router, metrics.router):
+    for router in (probes.router, model.router, metrics.router):
         app.include_router(router)
     openapi.install(app, lambda: state.model, settings.max_batch_rows)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics_)
+    app.add_middleware(PredictEndpoint, state=state)  # outermost: the hot path
     return app
 
 

@@ -15,14 +15,22 @@ from serving.errors import UnauthorizedError
 
 
 def presented_token(conn: HTTPConnection) -> str | None:
-    """The token from ``Authorization: Bearer <token>`` or ``X-API-Key: <token>``."""
+    """The token of a request (see ``token_from``)."""
     authorization = conn.headers.get("authorization")
+    key = conn.headers.get("x-api-key")
+    return token_from(
+        authorization.encode("latin-1") if authorization else None,
+        key.encode("latin-1") if key else None,
+    )
+
+
+def token_from(authorization: bytes | None, api_key: bytes | None) -> str | None:
+    """The token from ``Authorization: Bearer <token>`` or ``X-API-Key: <token>``."""
     if authorization:
-        scheme, _, token = authorization.partition(" ")
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
         if scheme.lower() == "bearer" and token.strip():
             return token.strip()
-    key = conn.headers.get("x-api-key")
-    return key.strip() if key else None
+    return api_key.decode("latin-1").strip() or None if api_key else None
 
 
 def client_for(token: str | None, keys: dict[str, SecretStr]) -> str:

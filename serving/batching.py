@@ -72,14 +72,11 @@ class MicroBatcher:
             for job in jobs:
                 self._run_alone(job)
             return
-        self._count(len(stacked))
+        self._metrics.observe_batch(self.model.version, self.model.features.names, result)
         start = 0
         for job in jobs:
             end = start + len(job.matrix)
-            proba = result.probabilities
-            job.future.set_result(
-                Prediction(result.labels[start:end], None if proba is None else proba[start:end])
-            )
+            job.future.set_result(result.rows(start, end))
             start = end
 
     def _run_alone(self, job: _Job) -> None:
@@ -88,8 +85,5 @@ class MicroBatcher:
         except Exception as exc:
             job.future.set_exception(exc)
             return
-        self._count(len(job.matrix))
+        self._metrics.observe_batch(self.model.version, self.model.features.names, result)
         job.future.set_result(result)
-
-    def _count(self, rows: int) -> None:
-        self._metrics.batch_rows.observe(rows)

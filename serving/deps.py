@@ -9,15 +9,18 @@ from fastapi import Depends, Request
 from serving.auth import check_admin, client_for, presented_token
 from serving.state import AppState
 
+# Dependencies are `async def` on purpose: FastAPI runs plain `def` dependencies in a
+# thread pool, which costs more than the whole prediction on the hot path.
 
-def get_state(request: Request) -> AppState:
+
+async def get_state(request: Request) -> AppState:
     return cast(AppState, request.state.app)
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_client(request: Request, state: StateDep) -> str | None:
+async def get_client(request: Request, state: StateDep) -> str | None:
     """The calling client's id when API keys are configured; None when access is open."""
     keys = state.settings.api_keys
     return client_for(presented_token(request), keys) if keys else None
@@ -26,7 +29,7 @@ def get_client(request: Request, state: StateDep) -> str | None:
 ClientDep = Annotated[str | None, Depends(get_client)]
 
 
-def require_admin(request: Request, state: StateDep) -> None:
+async def require_admin(request: Request, state: StateDep) -> None:
     check_admin(presented_token(request), state.settings.admin_token)
 
 

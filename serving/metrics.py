@@ -6,7 +6,13 @@ process; the prediction log registers its own families in the same registry.
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+from typing import TYPE_CHECKING, Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from serving.model import Prediction
 
 KNOWN_ROUTES = frozenset(
     {
@@ -74,12 +80,40 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.refused = Counter(
             "skship_predict_refused",
             "Predict requests refused with 503, by reason (no_model, log_full, log_error).",
             ["reason"],
             registry=r,
         )
+
+    def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+    def observe_batch(
+        self, model_version: str, feature_names: tuple[str, ...], result: Prediction
+    ) -> None:
+        """Once per pipeline call: its size, predictions by class, out-of-range values."""
+        self.batch_rows.observe(len(result.labels))
+        if result.probabilities is None:
+            self.predictions.labels(model_version, "value").inc(len(result.labels))
+        else:
+            for label, count in Tally(result.labels).items():
+                self.predictions.labels(model_version, label).inc(count)
+        if result.outside is not None:
+            for index, count in enumerate(result.outside.sum(axis=0).tolist()):
+                if count:
+                    self.out_of_range.labels(feature_names[index]).inc(count)
 
     def set_model(self, name: str, version: str, digest: str) -> None:
         self.model_info.clear()

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.errors import entry
+from serving.errors import InvalidInputError, entry
 from serving.metrics import Metrics, route_label
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -32,17 +32,13 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        supplied = _header(scope, REQUEST_ID_HEADER)
-        if supplied is None:
-            request_id = str(uuid.uuid4())
-        else:
-            try:
-                request_id = str(uuid.UUID(supplied.decode("latin-1")))
-            except ValueError:
-                request_id = str(uuid.uuid4())
-                await _reply(send, 422, request_id, _BAD_REQUEST_ID)
-                self._observe(scope, 422, started)
-                return
+        try:
+            request_id = request_id_from(_header(scope, REQUEST_ID_HEADER))
+        except InvalidInputError as exc:
+            new_id = str(uuid.uuid4()).encode()
+            await send_json(send, 422, {"detail": exc.detail}, [(REQUEST_ID_HEADER, new_id)])
+            self._observe(scope, 422, started)
+            return
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         state["started"] = started
@@ -63,14 +59,17 @@ class RequestContextMiddleware:
             self._observe(scope, status, started)
 
     def _observe(self, scope: Scope, status: int, started: float) -> None:
-        route = route_label(scope["path"])
-        self.metrics.requests.labels(route, scope["method"], str(status)).inc()
-        self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.metrics.observe_request(route_label(scope["path"]), scope["method"], status, seconds)
 
 
 class BodyLimitMiddleware:
     """413 for bodies over ``max_bytes``: from Content-Length before reading anything, and
-    by counting while reading, so a chunked body without Content-Length is cut off too."""
+    by counting while reading, so a chunked body without Content-Length is cut off too.
+
+    Not FastAPI's ``max_body_size``: Starlette's limiter answers a too-large Content-Length
+    with a text/plain body, and every error here is JSON naming the limit.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -82,7 +81,7 @@ class BodyLimitMiddleware:
             return
         declared = _header(scope, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _reply(send, 413, None, self._too_large())
+            await send_json(send, 413, self._too_large())
             return
         received = 0
         response_started = False
@@ -106,7 +105,7 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except _BodyTooLargeError:
             if not response_started:
-                await _reply(send, 413, None, self._too_large())
+                await send_json(send, 413, self._too_large())
 
     def _too_large(self) -> dict[str, Any]:
         return {"detail": f"Request body larger than {self.max_bytes} bytes (MAX_BODY_BYTES)"}
@@ -116,9 +115,15 @@ class _BodyTooLargeError(Exception):
     pass
 
 
-_BAD_REQUEST_ID = {
-    "detail": [entry(["header", "x-request-id"], "X-Request-ID must be a UUID", "uuid_parsing")]
-}
+def request_id_from(supplied: bytes | None) -> str:
+    """The client's X-Request-ID in canonical form, or a new UUID4 when none was sent."""
+    if supplied is None:
+        return str(uuid.uuid4())
+    try:
+        return str(uuid.UUID(supplied.decode("latin-1")))
+    except ValueError:
+        problem = entry(["header", "x-request-id"], "X-Request-ID must be a UUID", "uuid_parsing")
+        raise InvalidInputError([problem]) from None
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -128,13 +133,20 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def _reply(send: Send, status: int, request_id: str | None, body: dict[str, Any]) -> None:
+async def send_json(
+    send: Send, status: int, body: Any, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """A complete JSON response, straight to the ASGI server."""
     payload = orjson.dumps(body)
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(payload)).encode()),
-    ]
-    if request_id is not None:
-        headers.append((REQUEST_ID_HEADER, request_id.encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or ()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": payload})

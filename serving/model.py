@@ -21,10 +21,23 @@ from serving.validation import FeatureSchema
 
 @dataclass(frozen=True, slots=True)
 class Prediction:
-    """Outputs for a (rows, features) matrix: labels or values, and class probabilities."""
+    """Outputs for a (rows, features) matrix: labels or values, class probabilities, and
+    which values lie outside the range seen in training."""
 
     labels: list[Any]
     probabilities: np.ndarray | None
+    outside: np.ndarray | None
+    """(rows, features) bool mask of out-of-range values; None when there are none."""
+
+    def rows(self, start: int, end: int) -> Prediction:
+        proba, outside = self.probabilities, self.outside
+        if outside is not None:
+            outside = outside[start:end]
+            if not outside.any():
+                outside = None
+        return Prediction(
+            self.labels[start:end], None if proba is None else proba[start:end], outside
+        )
 
 
 class LoadedModel:
@@ -67,14 +80,16 @@ class LoadedModel:
         return model
 
     def predict(self, matrix: np.ndarray) -> Prediction:
+        outside = (matrix < self.train_min) | (matrix > self.train_max)
+        flagged = outside if outside.any() else None
         if self._class_array is None:
             values = self._pipeline.predict(matrix)
-            return Prediction(np.asarray(values, dtype=np.float64).tolist(), None)
+            return Prediction(np.asarray(values, dtype=np.float64).tolist(), None, flagged)
         proba = self._pipeline.predict_proba(matrix)
         # argmax of predict_proba is what predict() returns for these estimators,
         # and computing it here saves a second pass through the pipeline.
         labels = self._class_array[proba.argmax(axis=1)].tolist()
-        return Prediction(labels, proba)
+        return Prediction(labels, proba, flagged)
 
     def warm_up(self) -> None:
         """Predict the training means once: proves the pipeline runs on this schema."""
@@ -84,10 +99,6 @@ class LoadedModel:
             raise artifact.ArtifactError(
                 f"warm-up of {self.name} {self.version} gave no prediction"
             )
-
-    def out_of_range(self, matrix: np.ndarray) -> np.ndarray:
-        """Boolean mask of values outside the range seen in training."""
-        return (matrix < self.train_min) | (matrix > self.train_max)
 
 
 def describe(loaded: artifact.Artifact) -> dict[str, Any]:

@@ -12,9 +12,16 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic.json_schema import models_json_schema
 
 from serving.model import LoadedModel
-from serving.schemas import PredictRequest
+from serving.schemas import (
+    ERROR_RESPONSES,
+    ErrorBody,
+    PredictRequest,
+    PredictResponse,
+    ValidationErrorBody,
+)
 from serving.validation import MAX_ABS_VALUE
 
 _NUMBER = {"type": "number", "minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE}
@@ -37,13 +44,65 @@ def install(app: FastAPI, current_model: Callable[[], LoadedModel | None], max_r
                 if model is not None
                 else PredictRequest.model_json_schema()
             )
-            schema.setdefault("components", {}).setdefault("schemas", {})["PredictRequest"] = (
-                request_schema
-            )
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(_PREDICT_COMPONENTS)
+            components["PredictRequest"] = request_schema
+            schema["paths"] = {"/predict": {"post": _PREDICT_OPERATION}, **schema["paths"]}
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(name: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+# POST /predict is served outside FastAPI's router (serving/predict_endpoint.py), so its
+# operation is described here from the same pydantic models.
+_PREDICT_COMPONENTS = models_json_schema(
+    [(m, "serialization") for m in (PredictResponse, ErrorBody, ValidationErrorBody)],
+    ref_template="#/components/schemas/{model}",
+)[1]["$defs"]
+_REQUEST_ID = {"type": "string", "format": "uuid"}
+_PREDICT_OPERATION: dict[str, Any] = {
+    "summary": "Predict one or many instances",
+    "description": (
+        "Instances keyed by feature name, or arrays in the model's feature order (see "
+        "GET /model). Send `X-Request-ID: <uuid>` so that a retried request is logged once; "
+        "the id is echoed in the response header and body."
+    ),
+    "operationId": "predict",
+    "parameters": [
+        {
+            "name": "X-Request-ID",
+            "in": "header",
+            "required": False,
+            "schema": _REQUEST_ID,
+            "description": "Client-chosen request id (a UUID); generated when absent.",
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": _ref("PredictRequest")}},
+    },
+    "responses": {
+        "200": {
+            **_json("PredictResponse", "Predictions, logged before this response was sent."),
+            "headers": {"X-Request-ID": {"schema": _REQUEST_ID}},
+        },
+        **{
+            str(status): _json(
+                "ValidationErrorBody" if status == 422 else "ErrorBody", spec["description"]
+            )
+            for status, spec in ERROR_RESPONSES.items()
+        },
+    },
+}
 
 
 def predict_request_schema(model: LoadedModel, max_rows: int) -> dict[str, Any]:

@@ -75,6 +75,32 @@ class Settings(BaseSettings):
     log_retry_max_seconds: float = Field(
         5.0, gt=0, description="Longest backoff between retries while the database is down."
     )
+    log_flush_interval_seconds: float = Field(
+        0.1, gt=0, le=60, description="How often the writer drains a spool below one batch."
+    )
+    spool_segment_bytes: int = Field(
+        8 * MiB,
+        ge=64 * 1024,
+        description="Spool file size before rolling to a new one (at most a quarter of the cap).",
+    )
+    spool_fsync_interval_seconds: float | None = Field(
+        None,
+        gt=0,
+        description="Opt-in: fsync the spool this often, so records survive power loss too.",
+    )
+    database_read_url: str | None = Field(
+        None,
+        description="URL of a role that may SELECT, for log queries; defaults to DATABASE_URL.",
+    )
+    log_writer_connections: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="PostgreSQL connections draining the spool in parallel (SQLite uses one).",
+    )
+    database_pool_size: int = Field(
+        4, ge=1, le=100, description="Most connections the log's queries may hold open."
+    )
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -89,9 +115,11 @@ class Settings(BaseSettings):
             keys[client.strip()] = key.strip()
         return keys
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_read_url")
     @classmethod
-    def _check_database_url(cls, value: str) -> str:
-        if not value.startswith(("postgresql://", "postgres://", "sqlite:///")):
-            raise ValueError("DATABASE_URL must start with postgresql:// or sqlite:///")
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(
+            ("postgresql://", "postgres://", "sqlite:///")
+        ):
+            raise ValueError("a database URL must start with postgresql:// or sqlite:///")
         return value

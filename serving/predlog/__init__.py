@@ -1,30 +1,21 @@
-"""The prediction log (being built on the `predlog` branch; only the disabled log here)."""
+"""The prediction log: every answered instance reaches PostgreSQL (or SQLite) exactly once.
+
+``open_log`` is the API's entry point; ``records`` holds the types it exchanges with the
+log. Nothing here does I/O at import: the spool, pool and writer thread start in
+``PredictionLog.start``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from prometheus_client import CollectorRegistry
 
-from serving.predlog.records import LogStatus, PredictionLog, PredictionRecord
+from serving.predlog.log import DisabledPredictionLog, DurablePredictionLog
+from serving.predlog.records import PredictionLog
 from serving.settings import Settings
 
 
-class DisabledLog:
-    """LOG_PREDICTIONS=false: accepts and drops everything (benchmark comparison only)."""
-
-    def start(self) -> None:
-        pass
-
-    def append(self, records: Sequence[PredictionRecord]) -> None:
-        pass
-
-    def status(self) -> LogStatus:
-        return LogStatus(True, None, "disabled", True, 0, None)
-
-    def close(self, timeout: float) -> None:
-        pass
-
-
 def open_log(settings: Settings, registry: CollectorRegistry) -> PredictionLog:
-    return DisabledLog()
+    """The log ``settings`` ask for, with its metrics in ``registry``; call ``start()`` next."""
+    if not settings.log_predictions:
+        return DisabledPredictionLog()
+    return DurablePredictionLog(settings, registry)

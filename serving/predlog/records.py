@@ -1,4 +1,4 @@
-"""What the API hands to the prediction log: one record per answered request.
+"""What the API hands to the prediction log, and what the log hands back to queries.
 
 The API builds records on the hot path, so they hold the arrays it already has; turning
 them into one row per instance, with features and probabilities keyed by name, is the
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 import numpy as np
@@ -35,11 +36,36 @@ class PredictionRecord:
     model: ModelSchema
     features: np.ndarray
     """(rows, features) float64, columns in ``model.feature_names`` order."""
-    predictions: Sequence[str] | Sequence[float]
+    predictions: Sequence[str] | Sequence[float] | np.ndarray
+    """One per row: the class label (str) of a classifier, the value of a regressor."""
     probabilities: np.ndarray | None
     """(rows, classes) float64, columns in ``model.classes`` order; None for regressors."""
     latency_ms: float
     client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedPrediction:
+    """One row of the ``predictions`` table, as queries return it."""
+
+    request_id: str
+    row_index: int
+    created_at: datetime
+    model_name: str
+    model_version: str
+    features: dict[str, float]
+    prediction: str
+    probabilities: dict[str, float] | None
+    latency_ms: float
+    client_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a query, newest first; ``next_cursor`` is None on the last page."""
+
+    items: list[LoggedPrediction]
+    next_cursor: str | None
 
 
 class LogFullError(Exception):
@@ -51,7 +77,11 @@ class LogFullError(Exception):
 
 
 class LogUnavailableError(Exception):
-    """The spool cannot be written (disk error): the request must be refused (503)."""
+    """The spool cannot be written (disk error), or the store cannot be queried: 503."""
+
+
+class InvalidCursorError(ValueError):
+    """A pagination cursor that this log did not hand out (or that was altered): 4xx."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +111,21 @@ class PredictionLog(Protocol):
         """
 
     def status(self) -> LogStatus: ...
+
+    def query_page(
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        model_version: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page:
+        """Logged rows with ``since <= created_at < until``, newest first (blocking I/O).
+
+        At most ``limit`` (>= 1) rows; pass the page's ``next_cursor`` back for the next
+        page. Times without a zone are UTC. Raises InvalidCursorError for a cursor it did
+        not issue and LogUnavailableError when the store cannot be read.
+        """
 
     def close(self, timeout: float) -> None:
         """Write what is spooled to the store within ``timeout`` seconds, then stop.

@@ -1,0 +1,225 @@
+"""The durable prediction log: spool on the request path, writer thread behind it.
+
+``append`` only encodes records and writes them to the spool (one ``os.write``); the
+writer thread owns every database conversation. Queries use their own connections (the
+read URL, as the writer role may not SELECT).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+import psycopg
+from prometheus_client import CollectorRegistry
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from serving.predlog import metrics
+from serving.predlog.postgres import PostgresStore
+from serving.predlog.queries import Filters, PostgresQueries, Queries, SqliteQueries
+from serving.predlog.records import (
+    LogFullError,
+    LogStatus,
+    LogUnavailableError,
+    Page,
+    PredictionRecord,
+)
+from serving.predlog.spool import Spool
+from serving.predlog.sqlite import SqliteStore
+from serving.predlog.store import Store, StoreUnavailableError
+from serving.predlog.writer import Writer
+from serving.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Queries never prepare statements, so each is planned with its filter values; UTC times.
+QUERY_CONNECTION_KWARGS: dict[str, object] = {
+    "autocommit": True,
+    "prepare_threshold": None,
+    "options": "-c TimeZone=UTC",
+}
+
+
+def is_postgres(url: str) -> bool:
+    return url.startswith(("postgresql://", "postgres://"))
+
+
+class DurablePredictionLog:
+    """PredictionLog backed by a local spool and a PostgreSQL or SQLite store."""
+
+    def __init__(self, settings: Settings, registry: CollectorRegistry) -> None:
+        self.settings = settings
+        url = settings.database_url
+        # SQLite takes one writer at a time: more threads would only queue on its lock.
+        threads = settings.log_writer_connections if is_postgres(url) else 1
+        self.store: Store = (
+            PostgresStore(
+                url,
+                reconnect_seconds=max(2.0, settings.log_retry_max_seconds),
+                connections=threads,
+            )
+            if is_postgres(url)
+            else SqliteStore(url)
+        )
+        self.spool = Spool(
+            settings.spool_dir, settings.spool_max_bytes, settings.spool_segment_bytes
+        )
+        self.metrics = metrics.create(
+            registry,
+            queued=self._queued,
+            spooled_bytes=lambda: self.spool.spooled_bytes,
+            oldest_age=lambda: self._oldest_age() or 0.0,
+            reachable=lambda: float(self.writer.reachable),
+        )
+        self.writer = Writer(
+            self.spool,
+            self.store,
+            self.metrics,
+            batch_rows=settings.log_batch_rows,
+            flush_interval=settings.log_flush_interval_seconds,
+            retry_max=settings.log_retry_max_seconds,
+            fsync_interval=settings.spool_fsync_interval_seconds,
+            threads=threads,
+        )
+        self._started = False
+        self._queries: Queries | None = None
+        self._read_pool: ConnectionPool | None = None
+        self._queries_lock = threading.Lock()
+
+    def start(self) -> None:
+        self.spool.open()
+        try:
+            self.store.open()
+            self.store.prepare()
+            self.writer.schema_ready = True
+        except StoreUnavailableError as exc:
+            # Not fatal: records are spooled until the store is back (and migrated then).
+            logger.warning("prediction store unavailable at startup: %s", exc)
+            self.writer.reachable, self.writer.last_error = False, str(exc)
+        except BaseException:
+            self.store.close()
+            self.spool.close()
+            raise
+        self.writer.start()
+        self._started = True
+
+    def append(self, records: Sequence[PredictionRecord]) -> None:
+        try:
+            self.spool.append(records)
+        except LogFullError:
+            self.metrics.refused.labels("full").inc(len(records))
+            raise
+        except LogUnavailableError:
+            self.metrics.refused.labels("unavailable").inc(len(records))
+            raise
+
+    def status(self) -> LogStatus:
+        reason = None
+        if not self._started:
+            reason = "the prediction log is not started"
+        elif not self.spool.accepting:
+            reason = "the prediction log is closed"
+        elif self.spool.full or self.spool.spooled_bytes >= self.spool.max_bytes:
+            reason = f"the prediction spool is at its cap ({self.spool.max_bytes} bytes)"
+            if not self.writer.reachable:
+                reason += f"; the store is unreachable: {self.writer.last_error}"
+        elif self.spool.unwritable is not None:
+            reason = self.spool.unwritable
+        elif not self.writer.alive:
+            reason = "the prediction log writer stopped"
+        return LogStatus(
+            accepting=reason is None,
+            reason=reason,
+            store=self.store.kind,
+            store_reachable=self.writer.reachable,
+            spooled_bytes=self.spool.spooled_bytes,
+            oldest_unwritten_age_s=self._oldest_age(),
+        )
+
+    def query_page(
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        model_version: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page:
+        try:
+            return self._reader().page(Filters(since, until, model_version), limit, cursor)
+        except (psycopg.Error, PoolTimeout, sqlite3.Error, StoreUnavailableError) as exc:
+            raise LogUnavailableError(f"cannot query the prediction log: {exc}") from exc
+
+    def close(self, timeout: float) -> None:
+        self.spool.stop_accepting()
+        started = time.monotonic()
+        if self._started and not self.writer.stop(timeout):
+            logger.warning(
+                "prediction log not fully written within %.1f s; %d bytes stay spooled in %s"
+                " for the next start", timeout, self.spool.spooled_bytes, self.spool.directory,
+            )  # fmt: skip
+        else:
+            logger.info("prediction log flushed in %.2f s", time.monotonic() - started)
+        self.spool.close()
+        if self.writer.alive:  # stuck in a call the store would not abort: let it be
+            logger.warning("the prediction log writer is still busy; leaving it behind")
+        else:
+            self.store.close()
+        if self._read_pool is not None:
+            self._read_pool.close(timeout=1.0)
+
+    def _reader(self) -> Queries:
+        with self._queries_lock:
+            if self._queries is None:
+                url = self.settings.database_read_url or self.settings.database_url
+                if is_postgres(url):
+                    self._read_pool = ConnectionPool(
+                        url,
+                        min_size=1,
+                        max_size=self.settings.database_pool_size,
+                        kwargs=QUERY_CONNECTION_KWARGS,
+                        check=ConnectionPool.check_connection,
+                        name="skship-log-queries",
+                        open=True,
+                    )
+                    self._queries = PostgresQueries(self._read_pool.connection)
+                else:
+                    self._queries = SqliteQueries(url)
+            return self._queries
+
+    def _queued(self) -> float:
+        spool = self.spool
+        return max(0, spool.appended + spool.leftover_records - self.writer.records_done)
+
+    def _oldest_age(self) -> float | None:
+        oldest = self.writer.reader.oldest()
+        return None if oldest is None else max(0.0, time.time() - oldest)
+
+
+class DisabledPredictionLog:
+    """Logs nothing: the benchmark's "logging disabled" variant (LOG_PREDICTIONS=false)."""
+
+    def start(self) -> None:
+        logger.warning("prediction logging is disabled (LOG_PREDICTIONS=false)")
+
+    def append(self, records: Sequence[PredictionRecord]) -> None:
+        pass
+
+    def status(self) -> LogStatus:
+        return LogStatus(True, None, "disabled", True, 0, None)
+
+    def query_page(
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        model_version: str | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page:
+        return Page([], None)
+
+    def close(self, timeout: float) -> None:
+        pass

@@ -1,0 +1,264 @@
+"""The local append-only spool: records reach it before their response is sent.
+
+The spool is a folder of segment files named by creation time (``<ns>.jsonl``). A segment
+starts with a header line; a record line names its model through a schema line written
+earlier in the same segment, so lines carry numbers, not feature names (``lines.py``). One
+``PredictionLog.append`` call is one ``os.write`` of complete lines: the page cache holds
+them once it returns, so they survive SIGTERM and SIGKILL of this process (not power loss,
+unless the opt-in periodic fsync is on).
+
+One process owns a spool folder at a time (``flock`` on ``.lock``); segments present when
+it opens the folder were left by an earlier process and are replayed. The writer threads
+read segments behind the appender (``SpoolReader``) and delete one only once all its rows
+are committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from serving.predlog.lines import HEADER, RECORD_START, record_line, schema_line
+from serving.predlog.records import (
+    LogFullError,
+    LogUnavailableError,
+    ModelSchema,
+    PredictionRecord,
+)
+
+logger = logging.getLogger(__name__)
+
+SUFFIX = ".jsonl"
+_LOCK_FILE = ".lock"
+
+
+class SpoolLockedError(Exception):
+    """Another live process owns this spool folder."""
+
+
+@dataclass(eq=False)
+class Segment:
+    """One spool file; ``size`` only ever covers complete lines."""
+
+    path: Path
+    size: int
+    sealed: bool
+    synced: int = 0
+    fd: int | None = None
+    schema_ids: dict[ModelSchema, int] = field(default_factory=dict)
+
+
+class Spool:
+    """Append side of the spool; thread-safe, shared with the writer thread."""
+
+    def __init__(
+        self, directory: Path, max_bytes: int, segment_bytes: int, retry_after: int = 1
+    ) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.segment_bytes = max(min(segment_bytes, max_bytes // 4), len(HEADER) + 1)
+        self.retry_after = retry_after
+        """Seconds a refused client is told to wait; the writer updates it."""
+        self.full = False
+        self.unwritable: str | None = None
+        self._lock = threading.Lock()
+        self._segments: list[Segment] = []
+        self._active: Segment | None = None
+        self._bytes = 0
+        self._last_name = 0
+        self._lock_fd: int | None = None
+        self.appended = 0
+        """Records accepted since this process opened the spool."""
+        self.leftover_records = 0
+        """Records found in segments an earlier process left."""
+        self._accepting = False
+
+    @property
+    def spooled_bytes(self) -> int:
+        return self._bytes
+
+    @property
+    def accepting(self) -> bool:
+        return self._accepting
+
+    def open(self) -> None:
+        """Create and lock the folder; adopt segments left by an earlier process."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory / _LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SpoolLockedError(
+                f"spool folder {self.directory} is in use by another process; "
+                "give each server its own SPOOL_DIR"
+            ) from None
+        self._lock_fd = fd
+        self._accepting = True
+        for path in sorted(self.directory.glob(f"*{SUFFIX}")):
+            data = path.read_bytes()
+            self._segments.append(Segment(path, len(data), sealed=True, synced=len(data)))
+            self._bytes += len(data)
+            self.leftover_records += data.count(RECORD_START)
+        if self._segments:
+            logger.info(
+                "replaying %d spool segment(s), %d bytes, left by an earlier process",
+                len(self._segments), self._bytes,
+            )  # fmt: skip
+
+    def append(self, records: Sequence[PredictionRecord]) -> None:
+        """Write ``records`` as complete lines with one ``os.write``, or refuse them all."""
+        with self._lock:
+            if not self._accepting:
+                raise LogUnavailableError("the prediction log is not open")
+            segment = self._active
+            if segment is None or segment.size >= self.segment_bytes:
+                segment = self._roll()
+            parts: list[bytes] = [] if segment.size else [HEADER]
+            new_schemas: list[ModelSchema] = []
+            for record in records:
+                sid = segment.schema_ids.get(record.model)
+                if sid is None:
+                    sid = len(segment.schema_ids) + len(new_schemas)
+                    new_schemas.append(record.model)
+                    parts.append(schema_line(sid, record.model))
+                parts.append(record_line(sid, record))
+            data = b"".join(parts)
+            if self._bytes + len(data) > self.max_bytes:
+                self.full = True
+                raise LogFullError(
+                    f"prediction spool is at its cap ({self.max_bytes} bytes)", self.retry_after
+                )
+            self._write(segment, data)
+            for schema in new_schemas:
+                segment.schema_ids[schema] = len(segment.schema_ids)
+            segment.size += len(data)
+            self._bytes += len(data)
+            self.appended += len(records)
+            self.unwritable = None
+
+    def _roll(self) -> Segment:
+        """Seal the active segment and open a new one (called under the lock)."""
+        if self._active is not None:
+            self._seal(self._active)
+        name = max(time.time_ns(), self._last_name + 1)
+        self._last_name = name
+        path = self.directory / f"{name:020d}{SUFFIX}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags, 0o600)
+        except OSError as exc:
+            self.unwritable = f"cannot create a spool segment: {exc}"
+            raise LogUnavailableError(self.unwritable) from exc
+        segment = Segment(path, 0, sealed=False, fd=fd)
+        self._segments.append(segment)
+        self._active = segment
+        return segment
+
+    def _write(self, segment: Segment, data: bytes) -> None:
+        assert segment.fd is not None
+        view = memoryview(data)
+        written = 0
+        try:
+            while written < len(data):
+                written += os.write(segment.fd, view[written:])
+        except OSError as exc:
+            self.unwritable = f"cannot write the spool: {exc}"
+            # A partial line must not glue onto the next append: cut it off, and when even
+            # that fails, never append to this segment again (its readers stop at .size).
+            try:
+                os.ftruncate(segment.fd, segment.size)
+            except OSError:
+                self._seal(segment)
+            raise LogUnavailableError(self.unwritable) from exc
+
+    def _seal(self, segment: Segment) -> None:
+        if segment.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(segment.fd)
+            segment.fd = None
+        segment.sealed = True
+        if self._active is segment:
+            self._active = None
+
+    def segments(self) -> list[Segment]:
+        """The segments in write order, as the writer should drain them."""
+        with self._lock:
+            return list(self._segments)
+
+    def seal_if_drained(self, segment: Segment, offset: int) -> bool:
+        """Seal ``segment`` if the writer has everything in it; True when it is sealed."""
+        with self._lock:
+            if not segment.sealed and segment.size == offset:
+                self._seal(segment)
+            return segment.sealed
+
+    def remove(self, segment: Segment) -> None:
+        """Delete a sealed segment whose rows are all committed (again: a no-op)."""
+        assert segment.sealed
+        with self._lock:
+            if segment not in self._segments:
+                return
+        try:
+            segment.path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            logger.error("cannot delete drained spool segment %s: %s", segment.path, exc)
+            return
+        with self._lock:
+            if segment in self._segments:
+                self._segments.remove(segment)
+                self._bytes -= segment.size
+            self.full = False
+
+    def probe(self) -> None:
+        """Try to open a fresh segment, clearing ``unwritable`` when the disk is back."""
+        with self._lock:
+            if self.unwritable is not None and self._lock_fd is not None:
+                with contextlib.suppress(LogUnavailableError):
+                    self._roll()
+                    self.unwritable = None
+
+    def sync(self) -> None:
+        """fsync what was appended since the last call (opt-in, for power loss)."""
+        with self._lock:
+            pending = [(s, s.size) for s in self._segments if s.synced < s.size]
+        for segment, size in pending:
+            try:
+                fd = os.open(segment.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            segment.synced = size
+        if pending:
+            dir_fd = os.open(self.directory, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+
+    def stop_accepting(self) -> None:
+        """Refuse further appends (shutdown); what is spooled can still be drained."""
+        with self._lock:
+            self._accepting = False
+
+    def close(self) -> None:
+        """Stop accepting, close files and release the folder lock; segments stay."""
+        with self._lock:
+            self._accepting = False
+            if self._active is not None:
+                self._seal(self._active)
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None

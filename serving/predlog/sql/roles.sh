@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Creates the prediction log's two PostgreSQL roles in one database (idempotent):
+#   skship_writer  may only INSERT into predictions (plus read schema_migrations, to check
+#                  the schema is current, and use temporary tables, for replayed batches);
+#   skship_reader  may only SELECT.
+# Tables are created by `python -m serving migrate` (the owner); migrations grant these
+# roles their rights when the roles exist, and this script grants them on tables that exist
+# already, so the two may run in either order.
+#
+# By hand (as a superuser, with the usual libpq variables):
+#   SKSHIP_WRITER_PASSWORD=... SKSHIP_READER_PASSWORD=... \
+#     PGHOST=localhost PGUSER=postgres PGDATABASE=skship serving/predlog/sql/roles.sh
+# In docker compose, mount it as /docker-entrypoint-initdb.d/10-skship-roles.sh: the postgres
+# image runs it once, when it initialises the volume, with POSTGRES_USER and POSTGRES_DB set.
+set -euo pipefail
+
+: "${SKSHIP_WRITER_PASSWORD:?set SKSHIP_WRITER_PASSWORD}"
+: "${SKSHIP_READER_PASSWORD:?set SKSHIP_READER_PASSWORD}"
+
+psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \
+  --username "${POSTGRES_USER:-${PGUSER:-postgres}}" \
+  --dbname "${POSTGRES_DB:-${PGDATABASE:-postgres}}" \
+  -v writer_password="$SKSHIP_WRITER_PASSWORD" \
+  -v reader_password="$SKSHIP_READER_PASSWORD" <<'SQL'
+SELECT 'CREATE ROLE skship_writer'
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'skship_writer') \gexec
+SELECT 'CREATE ROLE skship_reader'
+WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'skship_reader') \gexec
+ALTER ROLE skship_writer WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'writer_password';
+ALTER ROLE skship_reader WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD :'reader_password';
+
+SELECT format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO skship_writer', current_database()) \gexec
+SELECT format('GRANT CONNECT ON DATABASE %I TO skship_reader', current_database()) \gexec
+GRANT USAGE ON SCHEMA public TO skship_writer, skship_reader;
+-- Nobody but the owner creates tables (already so by default since PostgreSQL 15).
+REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+
+-- Tables that exist already, when this runs after `python -m serving migrate`.
+SELECT 'GRANT INSERT ON predictions TO skship_writer'
+WHERE to_regclass('predictions') IS NOT NULL \gexec
+SELECT 'GRANT SELECT ON predictions TO skship_reader'
+WHERE to_regclass('predictions') IS NOT NULL \gexec
+SELECT 'GRANT SELECT ON schema_migrations TO skship_writer, skship_reader'
+WHERE to_regclass('schema_migrations') IS NOT NULL \gexec
+SQL
