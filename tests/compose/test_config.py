@@ -74,6 +74,7 @@ def test_serve_waits_for_healthy_postgres_and_completed_one_shots(
 
     assert conditions == {
         "postgres": "service_healthy",
+        "migrate": "service_completed_successfully",
         "train": "service_completed_successfully",
     }
 
@@ -93,7 +94,7 @@ def test_serve_spool_is_a_volume_on_a_read_only_root(services: dict[str, Any]) -
 
 
 def test_long_running_and_one_shot_services_drop_privileges(services: dict[str, Any]) -> None:
-    for name in ("serve", "train"):
+    for name in ("serve", "train", "migrate"):
         assert services[name]["cap_drop"] == ["ALL"], name
         assert "no-new-privileges:true" in services[name]["security_opt"], name
 
@@ -102,3 +103,10 @@ def test_serve_grace_period_outlasts_the_drain(services: dict[str, Any]) -> None
     serve = services["serve"]
 
     assert seconds(serve["stop_grace_period"]) >= float(serve["environment"]["DRAIN_SECONDS"]) + 5
+
+
+def test_serve_logs_as_the_writer_and_queries_as_the_reader(services: dict[str, Any]) -> None:
+    environment = services["serve"]["environment"]
+
+    assert environment["DATABASE_URL"].startswith("postgresql://skship_writer:")
+    assert environment["DATABASE_READ_URL"].startswith("postgresql://skship_reader:")

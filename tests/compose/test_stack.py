@@ -1,15 +1,18 @@
-"""The compose stack end to end: postgres -> train -> serve, as the README runs it."""
+"""The compose stack end to end: postgres -> migrate, train -> serve, as the README runs it."""
 
 from __future__ import annotations
 
 import time
+import uuid
 
 import httpx
 import pytest
 
-from tests.compose.stack import ComposeStack, instances
+from tests.compose.stack import ComposeError, ComposeStack, instances
 
 pytestmark = pytest.mark.compose
+
+OWNER_PASSWORD = "skship-owner-dev"  # docker-compose.yml's default for POSTGRES_PASSWORD
 
 
 def predict(stack: ComposeStack, count: int, request_id: str | None = None) -> httpx.Response:
@@ -53,6 +56,37 @@ def test_serve_predicts_through_the_published_port(stack: ComposeStack) -> None:
 
     assert answer.status_code == 200
     assert len(answer.json()["predictions"]) == 3
+
+
+def test_readiness_reports_the_postgres_log(stack: ComposeStack) -> None:
+    log = stack.get("/ready").json()["log"]
+
+    assert (log["store"], log["store_reachable"]) == ("postgresql", True)
+
+
+def test_predictions_are_readable_through_the_reader_role(stack: ComposeStack) -> None:
+    request_id = str(uuid.uuid4())
+
+    assert predict(stack, 3, request_id).status_code == 200
+    stack.wait_spool_drained()
+    rows = stack.psql(
+        f"SELECT row_index, model_version FROM predictions "  # request_id: a uuid4 of ours
+        f"WHERE request_id = '{request_id}' ORDER BY row_index"
+    )
+
+    assert rows == [[str(i), served_version(stack)] for i in range(3)]
+
+
+def test_reader_role_cannot_write_the_log(stack: ComposeStack) -> None:
+    with pytest.raises(ComposeError, match="permission denied"):
+        stack.psql("DELETE FROM predictions")
+
+
+def test_serve_holds_only_the_writer_credentials(stack: ComposeStack) -> None:
+    environment = stack.run("exec", "-T", "serve", "env").stdout
+
+    assert "DATABASE_URL=postgresql://skship_writer:" in environment
+    assert OWNER_PASSWORD not in environment
 
 
 def test_serve_root_filesystem_is_read_only(stack: ComposeStack) -> None:
