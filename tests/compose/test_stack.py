@@ -107,6 +107,16 @@ def test_serve_image_holds_no_training_code(stack: ComposeStack) -> None:
     assert "No module named 'training'" in done.stderr
 
 
+def test_models_volume_first_mounted_by_serve_is_writable_by_train(stack: ComposeStack) -> None:
+    other = ComposeStack()  # a project of its own, whose models volume serve creates
+    try:
+        owner = other.one_shot("serve", "stat", "-c", "%u", "/models").stdout.strip()
+    finally:
+        other.run("down", "-v", "--remove-orphans", check=False)
+
+    assert owner == "10001"
+
+
 def test_train_does_nothing_when_a_current_model_exists(stack: ComposeStack) -> None:
     before = model_versions(stack)
 
