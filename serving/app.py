@@ -21,7 +21,7 @@ from serving.metrics import Metrics
 from serving.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from serving.predict_endpoint import PredictEndpoint
 from serving.predlog import open_log
-from serving.routes import metrics, model, probes
+from serving.routes import metrics, model, predictions, probes
 from serving.settings import Settings
 from serving.state import AppState
 
@@ -64,7 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.skship = state
     state.on_model_change = lambda: setattr(app, "openapi_schema", None)
     errors.install_handlers(app)
-    for router in (probes.router, model.router, metrics.router):
+    for router in (probes.router, model.router, predictions.router, metrics.router):
         app.include_router(router)
     openapi.install(app, lambda: state.model, settings.max_batch_rows)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -6,11 +6,14 @@ schema here documents it, and serving/openapi.py specialises it to the loaded mo
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
 class _Strict(BaseModel):
@@ -119,6 +122,44 @@ class ReloadRequest(_Strict):
 class ReloadResult(_Strict):
     model: ModelRef
     previous: ModelRef | None
+
+
+class PredictionsQuery(_Strict):
+    """Filters and paging of GET /predictions."""
+
+    since: datetime | None = Field(None, description="Only rows at or after (ISO 8601).")
+    until: datetime | None = Field(None, description="Only rows before (ISO 8601).")
+    model_version: str | None = Field(None, max_length=64)
+    limit: int = Field(100, ge=1, le=1000)
+    cursor: str | None = Field(None, max_length=512, description="A page's next_cursor.")
+
+    @field_validator("since", "until", mode="before")
+    @classmethod
+    def _iso_only(cls, value: object) -> object:
+        # pydantic would read "1700000000" as a Unix time; the API promises ISO 8601 only.
+        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+            raise ValueError("expected an ISO 8601 date-time, e.g. 2026-11-27T10:00:00Z")
+        return value
+
+
+class LoggedRow(_Strict):
+    """One row of the prediction log (table ``predictions``)."""
+
+    request_id: UUID
+    row_index: int
+    created_at: datetime
+    model_name: str
+    model_version: str
+    features: dict[str, float]
+    prediction: str
+    probabilities: dict[str, float] | None
+    latency_ms: float
+    client_id: str | None
+
+
+class PredictionsPage(_Strict):
+    items: list[LoggedRow]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

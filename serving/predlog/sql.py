@@ -50,7 +50,7 @@ PG_COPY_DIRECT = f"COPY predictions ({COLUMNS}) FROM STDIN"
 PG_CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS predictions_staging (
     request_id uuid, row_index integer, created_at timestamptz, model_name text,
-    model_version text, features jsonb, prediction text, probabilities jsonb,
+    model_version text, features json, prediction text, probabilities json,
     latency_ms double precision, client_id text
 ) ON COMMIT DELETE ROWS"""
 PG_COPY_STAGING = f"COPY predictions_staging ({COLUMNS}) FROM STDIN"
@@ -63,7 +63,7 @@ ON CONFLICT DO NOTHING"""
 PG_INSERT_ROW = f"""
 INSERT INTO predictions ({COLUMNS})
 VALUES (%(request_id)s, %(row_index)s, %(created_at)s, %(model_name)s,
-        %(model_version)s, %(features)s::jsonb, %(prediction)s, %(probabilities)s::jsonb,
+        %(model_version)s, %(features)s::json, %(prediction)s, %(probabilities)s::json,
         %(latency_ms)s, %(client_id)s)
 ON CONFLICT DO NOTHING"""
 PING = "SELECT 1"
@@ -114,7 +114,7 @@ PG_STATS = f"""
 SELECT model_name, model_version,
        count(*) AS rows,
        count(*) FILTER (WHERE row_index = 0) AS requests,
-       avg((SELECT max(value::double precision) FROM jsonb_each_text(probabilities)))
+       avg((SELECT max(value::double precision) FROM json_each_text(probabilities)))
            AS mean_top_probability,
        percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
            FILTER (WHERE row_index = 0) AS latency_percentiles,

@@ -40,6 +40,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         result = subprocess.run(
             [
                 str(Path(sys.executable).with_name("schemathesis")),
+                f"--config-file={Path(__file__).with_name('schemathesis.toml')}",
                 "run",
                 f"{server.base_url}/openapi.json",
                 "--checks=all",

@@ -1,0 +1,64 @@
+"""GET /predictions: the prediction log, newest first, a page at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from starlette.responses import Response
+
+from serving.deps import ClientDep, StateDep
+from serving.errors import InvalidInputError, ServiceUnavailableError, entry, json_response
+from serving.predlog.records import InvalidCursorError, LogUnavailableError
+from serving.schemas import ErrorBody, PredictionsPage, PredictionsQuery, ValidationErrorBody
+
+router = APIRouter(tags=["prediction log"])
+
+
+@router.get(
+    "/predictions",
+    response_model=PredictionsPage,
+    responses={
+        401: {"model": ErrorBody, "description": "API keys are configured and none was sent."},
+        422: {"model": ValidationErrorBody, "description": "Bad filter or cursor."},
+        503: {"model": ErrorBody, "description": "The log is disabled or cannot be read."},
+    },
+    summary="Logged predictions, newest first, filtered and paginated",
+)
+async def predictions(
+    state: StateDep, _: ClientDep, query: Annotated[PredictionsQuery, Query()]
+) -> Response:
+    """Each row is one predicted instance: features and probabilities keyed by name. Times
+    without a zone are UTC. Pass a page's `next_cursor` back to get the next page."""
+    if not state.settings.log_predictions:
+        raise ServiceUnavailableError("prediction logging is disabled (LOG_PREDICTIONS=false)")
+    try:
+        page = await asyncio.to_thread(
+            state.log.query_page,
+            query.since,
+            query.until,
+            query.model_version,
+            query.limit,
+            query.cursor,
+        )
+    except InvalidCursorError as exc:
+        raise InvalidInputError([entry(["query", "cursor"], str(exc), "cursor_invalid")]) from None
+    except LogUnavailableError as exc:
+        raise ServiceUnavailableError(str(exc), retry_after=5) from None
+    items = [
+        {
+            "request_id": row.request_id,
+            "row_index": row.row_index,
+            "created_at": row.created_at.isoformat(),
+            "model_name": row.model_name,
+            "model_version": row.model_version,
+            "features": row.features,
+            "prediction": row.prediction,
+            "probabilities": row.probabilities,
+            "latency_ms": row.latency_ms,
+            "client_id": row.client_id,
+        }
+        for row in page.items
+    ]
+    return json_response(200, {"items": items, "next_cursor": page.next_cursor})

@@ -1,0 +1,115 @@
+"""GET /predictions pages through the log on both stores, with filters and API keys."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from serving.app import create_app
+from tests.serving.conftest import make_settings
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def logged(
+    request: pytest.FixtureRequest, models_dir: Path, tmp_path: Path
+) -> Iterator[TestClient]:
+    """A client whose log holds 3 requests of 2, 1 and 3 rows."""
+    url = (
+        f"sqlite:///{tmp_path / 'p.db'}"
+        if request.param == "sqlite"
+        else str(request.getfixturevalue("pg_url"))
+    )
+    settings = make_settings(models_dir, tmp_path, database_url=url, api_keys="ann=k1")
+    with TestClient(create_app(settings), headers={"Authorization": "Bearer k1"}) as client:
+        rows = client.get("/model").json()["features"]
+        means = [f["mean"] for f in rows]
+        for size in (2, 1, 3):
+            response = client.post("/predict", json={"instances": [means] * size})
+            assert response.status_code == 200
+        _wait_for_rows(client, 6)
+        yield client
+
+
+def _wait_for_rows(client: TestClient, expected: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if len(client.get("/predictions", params={"limit": 1000}).json()["items"]) >= expected:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"log did not reach {expected} rows")
+
+
+def _all_pages(client: TestClient, **params: Any) -> list[list[dict[str, Any]]]:
+    pages, cursor = [], None
+    while True:
+        body = client.get("/predictions", params={**params, "cursor": cursor} if cursor else params)
+        assert body.status_code == 200, body.text
+        pages.append(body.json()["items"])
+        cursor = body.json()["next_cursor"]
+        if cursor is None:
+            return pages
+
+
+def test_predictions_returns_every_row_newest_first(logged: TestClient) -> None:
+    items = logged.get("/predictions").json()["items"]
+    assert len(items) == 6
+    assert [i["created_at"] for i in items] == sorted(
+        (i["created_at"] for i in items), reverse=True
+    )
+    first = items[0]
+    assert uuid.UUID(first["request_id"])
+    assert set(first["probabilities"]) == {"benign", "malignant"}
+    assert "mean radius" in first["features"]
+    assert first["client_id"] == "ann"
+
+
+def test_predictions_pages_cover_every_row_once(logged: TestClient) -> None:
+    pages = _all_pages(logged, limit=4)
+    assert [len(p) for p in pages] == [4, 2]
+    keys = [(i["request_id"], i["row_index"]) for p in pages for i in p]
+    assert len(set(keys)) == 6
+
+
+def test_predictions_filters_by_model_version_and_time(logged: TestClient) -> None:
+    version = logged.get("/model").json()["version"]
+    assert len(logged.get("/predictions", params={"model_version": version}).json()["items"]) == 6
+    assert logged.get("/predictions", params={"model_version": "nope"}).json()["items"] == []
+    future = "2999-01-01T00:00:00Z"
+    assert logged.get("/predictions", params={"since": future}).json()["items"] == []
+    assert len(logged.get("/predictions", params={"until": future}).json()["items"]) == 6
+
+
+def test_predictions_treats_injection_shaped_filters_as_data(logged: TestClient) -> None:
+    hostile = "x'; DROP TABLE predictions; --"
+    assert logged.get("/predictions", params={"model_version": hostile}).json()["items"] == []
+    assert len(logged.get("/predictions").json()["items"]) == 6
+
+
+def test_predictions_rejects_a_forged_cursor(logged: TestClient) -> None:
+    response = logged.get("/predictions", params={"cursor": "bm90LWEtY3Vyc29y"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+def test_predictions_needs_the_api_key(logged: TestClient) -> None:
+    response = logged.get("/predictions", headers={"Authorization": "Bearer wrong"})
+    assert response.status_code == 401
+
+
+def test_predictions_rejects_a_bad_limit(logged: TestClient) -> None:
+    assert logged.get("/predictions", params={"limit": 0}).status_code == 422
+    assert logged.get("/predictions", params={"limit": 5000}).status_code == 422
+
+
+def test_predictions_is_503_when_logging_is_disabled(models_dir: Path, tmp_path: Path) -> None:
+    settings = make_settings(models_dir, tmp_path, log_predictions=False)
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/predictions")
+    assert response.status_code == 503
+    assert "LOG_PREDICTIONS" in response.json()["detail"]
