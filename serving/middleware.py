@@ -6,6 +6,7 @@ path and must stay a few microseconds.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from typing import Any
@@ -35,7 +36,7 @@ class RequestContextMiddleware:
         try:
             request_id = request_id_from(_header(scope, REQUEST_ID_HEADER))
         except InvalidInputError as exc:
-            new_id = str(uuid.uuid4()).encode()
+            new_id = new_request_id().encode()
             await send_json(send, 422, {"detail": exc.detail}, [(REQUEST_ID_HEADER, new_id)])
             self._observe(scope, 422, started)
             return
@@ -115,10 +116,27 @@ class _BodyTooLargeError(Exception):
     pass
 
 
+def new_request_id() -> str:
+    """A UUIDv7 (RFC 9562): time-ordered, so the log's unique index on request ids grows
+    at its right edge instead of at random places (Python 3.11 has no uuid.uuid7).
+
+    Formatted by hand: it runs once per request and ``uuid.UUID`` costs twice as much.
+    """
+    ms = f"{time.time_ns() // 1_000_000:012x}"
+    rand = os.urandom(10).hex()
+    # 48-bit ms | version 7 + 12 random bits | variant 10 + 14 random bits | 48 random bits
+    variant = _VARIANT[rand[3]]
+    return f"{ms[:8]}-{ms[8:]}-7{rand[:3]}-{variant}{rand[4:7]}-{rand[8:20]}"
+
+
+# The variant's two top bits are 10: a random hex digit keeps its low two bits.
+_VARIANT = {f"{d:x}": f"{0x8 | (d & 0x3):x}" for d in range(16)}
+
+
 def request_id_from(supplied: bytes | None) -> str:
     """The client's X-Request-ID in canonical form, or a new UUID4 when none was sent."""
     if supplied is None:
-        return str(uuid.uuid4())
+        return new_request_id()
     try:
         return str(uuid.UUID(supplied.decode("latin-1")))
     except ValueError:

@@ -1,21 +1,21 @@
 """POST /predict, the hot path: a plain ASGI handler in front of FastAPI's router.
 
-validate → predict (micro-batched) → spool the log record → respond. FastAPI's routing,
+validate → predict (micro-batched; the batch's log records are spooled before any of its
+requests resumes, see serving/batching.py) → respond. FastAPI's routing,
 dependency resolution and exception middleware cost more per request than all of this
 put together (measured with py-spy: see the README's performance section), so this one
-route is served here; serving/openapi.py documents it like any other route. The record
-reaches the durable spool before the response is sent, so every 200 is logged.
+route is served here; serving/openapi.py documents it like any other route.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.auth import client_for, token_from
+from serving.batching import RequestInfo
 from serving.errors import (
     ApiError,
     InvalidInputError,
@@ -24,9 +24,9 @@ from serving.errors import (
     UnsupportedMediaTypeError,
     entry,
 )
-from serving.middleware import request_id_from, send_json
+from serving.middleware import new_request_id, request_id_from, send_json
 from serving.model import LoadedModel, Prediction
-from serving.predlog.records import LogFullError, LogUnavailableError, PredictionRecord
+from serving.predlog.records import LogFullError, LogUnavailableError
 from serving.state import AppState
 from serving.validation import parse_instances
 
@@ -59,7 +59,7 @@ class PredictEndpoint:
             status = 200
         except ApiError as exc:
             status, payload, extra = exc.status, {"detail": exc.detail}, exc.headers
-            request_id = request_id or str(uuid.uuid4())
+            request_id = request_id or new_request_id()
         headers_out = [
             (b"x-request-id", request_id.encode()),
             *((name.encode(), value.encode()) for name, value in extra.items()),
@@ -92,22 +92,23 @@ class PredictEndpoint:
         model = batcher.model
         matrix = parse_instances(body, model.features, settings.max_batch_rows)
         try:
-            result = await batcher.predict(matrix)
+            result = await batcher.predict(
+                matrix, RequestInfo(request_id, arrived, started, client)
+            )
         except ValueError as exc:
             # Finite but extreme values can still overflow inside a pipeline's arithmetic.
             msg = f"The model cannot predict these values: {exc}"
             raise InvalidInputError([entry(["body", "instances"], msg, "value_error")]) from None
-        record = PredictionRecord(
-            request_id=request_id,
-            created_at=arrived,
-            model=model.log_schema,
-            features=matrix,
-            predictions=result.labels,
-            probabilities=result.probabilities,
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-            client_id=client,
-        )
-        _spool(state, record)
+        except LogFullError as exc:
+            state.metrics.refused.labels("log_full").inc()
+            raise ServiceUnavailableError(
+                f"prediction log is full, try again later: {exc}", retry_after=exc.retry_after
+            ) from None
+        except LogUnavailableError as exc:
+            state.metrics.refused.labels("log_error").inc()
+            raise ServiceUnavailableError(
+                f"prediction log unavailable: {exc}", retry_after=5
+            ) from None
         return _response(request_id, model, result)
 
 
@@ -139,19 +140,6 @@ async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> by
 
 def _too_large(limit: int) -> str:
     return f"Request body larger than {limit} bytes (MAX_BODY_BYTES)"
-
-
-def _spool(state: AppState, record: PredictionRecord) -> None:
-    try:
-        state.log.append((record,))
-    except LogFullError as exc:
-        state.metrics.refused.labels("log_full").inc()
-        raise ServiceUnavailableError(
-            f"prediction log is full, try again later: {exc}", retry_after=exc.retry_after
-        ) from None
-    except LogUnavailableError as exc:
-        state.metrics.refused.labels("log_error").inc()
-        raise ServiceUnavailableError(f"prediction log unavailable: {exc}", retry_after=5) from None
 
 
 def _response(request_id: str, model: LoadedModel, result: Prediction) -> dict[str, Any]:

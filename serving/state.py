@@ -43,7 +43,7 @@ class AppState:
 
     def install(self, model: LoadedModel) -> None:
         """Serve ``model`` from now on (atomic: one reference assignment)."""
-        self.batcher = MicroBatcher(model, self.settings.batch_max_rows, self.metrics)
+        self.batcher = MicroBatcher(model, self.settings.batch_max_rows, self.metrics, self.log)
         self.load_error = None
         self.metrics.set_model(model.name, model.version, model.artifact.digest)
         self.on_model_change()

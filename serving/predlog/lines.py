@@ -1,177 +1,150 @@
-"""The spool's line format, written by ``Spool.append`` and read back by ``SpoolReader``.
+"""The spool's line format: one PostgreSQL COPY text row per predicted instance.
 
-A segment is JSON lines: a header, then per model version a schema line
-``{"schema":0,"name":…,"version":…,"features":[…],"classes":[…]}``, then one line per
-request ``{"s":0,"r":<request id>,"t":<unix time>,"y":[…],"l":<ms>,"c":<client>,
-"p":[[…]],"x":[[…]]}``. Arrays come last so the writer can take their text as is:
-keying 30 numbers per row by name is then a splice, where parsing and re-printing them
-would cost the writer most of its time.
+A segment is a header line, then rows exactly as ``COPY predictions (COLUMNS) FROM STDIN``
+reads them: ten tab-separated fields, backslash escapes, ``\\N`` for NULL. The appender
+pays for encoding once, on the request path, where the arrays are at hand; the writer
+then streams segment bytes into COPY without parsing or re-printing a single number
+(the SQLite store parses them, off the request path).
+
+The features of a row are a JSON object keyed by feature name, built by splicing the
+numbers orjson printed for the whole matrix into a per-model template.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import orjson
 
 from serving.predlog.records import ModelSchema, PredictionRecord
 
-HEADER = b'{"skship_spool":1}\n'
-HEADER_LINE = HEADER.rstrip(b"\n")
-RECORD_START = b'\n{"s":'
-"""Every record line starts so (after the newline ending the line before it)."""
-_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
-_FEATURES_KEY = b',"x":'
-_PROBABILITIES_KEY = b',"p":'
+HEADER = b"#skship-spool 2\n"
+"""First line of every segment: the format version (never a row: rows start with a UUID)."""
+FIELDS = 10
+"""request_id, row_index, created_at, model_name, model_version, features, prediction,
+probabilities, latency_ms, client_id: the order of ``sql.COLUMNS``."""
+NULL = b"\\N"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f+00"
+"""created_at as written in a row (UTC); fixed width, parsed back by ``row_time``."""
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
 
-def schema_line(sid: int, schema: ModelSchema) -> bytes:
-    return (
-        orjson.dumps(
-            {
-                "schema": sid,
-                "name": schema.name,
-                "version": schema.version,
-                "features": schema.feature_names,
-                "classes": schema.classes,
-            }
+def escape(text: str) -> bytes:
+    """``text`` as a COPY text field."""
+    return text.translate(_ESCAPES).encode()
+
+
+class TimeText:
+    """Formats Unix seconds as ``TIME_FORMAT`` bytes; caches the whole-second part, since
+    strftime is the slow part and consecutive requests mostly share their second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = b""
+
+    def __call__(self, unix: float) -> bytes:
+        second = int(unix // 1)
+        micro = round((unix - second) * 1e6)
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
+        if second != self._second:
+            moment = datetime.fromtimestamp(second, UTC)
+            self._second, self._prefix = second, moment.strftime("%Y-%m-%d %H:%M:%S").encode()
+        return b"%b.%06d+00" % (self._prefix, micro)
+
+
+def row_time(row: bytes) -> float:
+    """created_at (Unix seconds) of one spooled row."""
+    text = row.split(b"\t", 3)[2].decode()
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC).timestamp()
+
+
+class RowEncoder:
+    """Encodes the records of one model version; built once per version, reused."""
+
+    def __init__(self, schema: ModelSchema) -> None:
+        self.schema = schema
+        self._model = escape(schema.name) + b"\t" + escape(schema.version)
+        self._features = _template(schema.feature_names)
+        self._classes = None if schema.classes is None else _template(schema.classes)
+        self._labels = {label: escape(label) for label in schema.classes or ()}
+
+    def encode(self, record: PredictionRecord, time_text: TimeText) -> bytes:
+        """The record's rows, each ending in a newline."""
+        head = b"%b\t" % record.request_id.encode()
+        middle = b"\t%b\t%b\t" % (time_text(record.created_at), self._model)
+        tail = b"\t%r\t%b\n" % (
+            float(record.latency_ms),
+            NULL if record.client_id is None else escape(record.client_id),
         )
-        + b"\n"
-    )
+        features = _rows(record.features)
+        if len(features) != len(record.predictions):
+            raise ValueError(f"request {record.request_id}: rows and predictions differ")
+        probabilities: list[bytes] | None = None
+        if record.probabilities is not None and self._classes is not None:
+            probabilities = _rows(record.probabilities)
+        out = []
+        for i, prediction in enumerate(record.predictions):
+            label = (
+                self._labels.get(prediction) or escape(prediction)
+                if isinstance(prediction, str)
+                else orjson.dumps(prediction, option=_NUMPY)
+            )
+            proba = NULL if probabilities is None else _fill(self._classes, probabilities[i])
+            out.append(
+                b"%b%d%b%b\t%b\t%b%b"
+                % (head, i, middle, _fill(self._features, features[i]), label, proba, tail)
+            )
+        return b"".join(out)
 
 
-def record_line(sid: int, record: PredictionRecord) -> bytes:
-    return (
-        orjson.dumps(
-            {
-                "s": sid,
-                "r": record.request_id,
-                "t": record.created_at,
-                "y": record.predictions,
-                "l": record.latency_ms,
-                "c": record.client_id,
-                # Arrays last, so the writer can take their text as is (decode).
-                "p": record.probabilities,
-                "x": record.features,
-            },
-            default=_default,
-            option=_OPTIONS,
-        )
-        + b"\n"
-    )
+def _template(names: tuple[str, ...]) -> bytes:
+    """``{"a":%b,"b":%b}``, escaped for COPY text (JSON escapes need their '\\' doubled)."""
+    keys = (orjson.dumps(name).replace(b"\\", b"\\\\").replace(b"%", b"%%") for name in names)
+    return b"{" + b",".join(key + b":%b" for key in keys) + b"}"
 
 
-def _default(value: object) -> object:
-    """Values orjson does not know natively: numpy scalars, tuples of labels and the like."""
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, tuple | range):
-        return list(value)
-    raise TypeError(f"cannot spool a {type(value).__name__}")
+def _rows(matrix: object) -> list[bytes]:
+    """A 2-d array as the JSON text of each row's numbers: ``[b"1.0,2.0", b"3.0,4.0"]``.
 
-
-@dataclass(frozen=True, slots=True, eq=False)
-class SpooledModel:
-    """A model schema with its JSON objects pre-built: ``{"name":%s,...}`` per row kind."""
-
-    schema: ModelSchema
-    features_template: bytes
-    classes_template: bytes | None
-
-    @classmethod
-    def of(cls, schema: ModelSchema) -> SpooledModel:
-        def template(names: tuple[str, ...]) -> bytes:
-            keys = (orjson.dumps(name).replace(b"%", b"%%") + b":%s" for name in names)
-            return b"{" + b",".join(keys) + b"}"
-
-        classes = None if schema.classes is None else template(schema.classes)
-        return cls(schema, template(schema.feature_names), classes)
-
-
-@dataclass(frozen=True, slots=True)
-class SpooledRecord:
-    """One request as read back from the spool, ready to become rows.
-
-    Features and probabilities stay the JSON text the appender wrote: per row, one
-    ``bytes`` of comma-separated numbers.
+    orjson prints the whole matrix at C speed; numbers hold no brackets, so splitting its
+    text on ``],[`` is exact.
     """
-
-    model: SpooledModel
-    request_id: str
-    created_at: float
-    predictions: list[str | float]
-    latency_ms: float
-    client_id: str | None
-    features: list[bytes]
-    probabilities: list[bytes] | None
-
-    def features_json(self, row: int) -> bytes:
-        """Row ``row``'s features as a JSON object keyed by feature name."""
-        return _object(self.model.features_template, self.features[row], self.request_id)
-
-    def probabilities_json(self, row: int) -> bytes | None:
-        """Row ``row``'s probabilities keyed by class; None for regressors."""
-        if self.probabilities is None or self.model.classes_template is None:
-            return None
-        return _object(self.model.classes_template, self.probabilities[row], self.request_id)
+    text = orjson.dumps(matrix, option=_NUMPY)
+    return text[2:-2].split(b"],[") if text != b"[]" else []
 
 
-def _object(template: bytes, numbers: bytes, request_id: str) -> bytes:
+def _fill(template: bytes | None, numbers: bytes) -> bytes:
+    assert template is not None
     try:
         return template % tuple(numbers.split(b","))
-    except TypeError:  # too many or too few numbers for the names
-        raise ValueError(f"request {request_id}: a row does not match its model's names") from None
+    except TypeError:  # more or fewer numbers than names
+        raise ValueError("a row does not match its model's names") from None
 
 
-def decode(line: bytes, models: dict[int, SpooledModel]) -> SpooledRecord | None:
-    """A record line as a SpooledRecord; a schema line is added to ``models`` (None).
-
-    Raises ValueError, KeyError, TypeError or orjson.JSONDecodeError for a line that is not
-    one of ours.
-    """
-    # A record line ends with ',"p":<array or null>,"x":<array>}'. Neither key can occur
-    # earlier: inside a JSON string a '"' is always escaped.
-    p_at = line.find(_PROBABILITIES_KEY)
-    if p_at < 0:
-        item = orjson.loads(line)
-        models[item["schema"]] = SpooledModel.of(
-            ModelSchema(
-                item["name"],
-                item["version"],
-                tuple(item["features"]),
-                None if item["classes"] is None else tuple(item["classes"]),
-            )
-        )
-        return None
-    x_at = line.index(_FEATURES_KEY, p_at)
-    item = orjson.loads(line[:p_at] + b"}")
-    features = _rows_of(line, x_at + len(_FEATURES_KEY), len(line) - 1)
-    p_start = p_at + len(_PROBABILITIES_KEY)
-    probabilities = None if x_at - p_start == 4 else _rows_of(line, p_start, x_at)
-    predictions = item["y"]
-    if len(predictions) != len(features) or (
-        probabilities is not None and len(probabilities) != len(features)
-    ):
-        raise ValueError("rows, predictions and probabilities differ in length")
-    return SpooledRecord(
-        models[item["s"]],
-        item["r"],
-        item["t"],
-        predictions,
-        item["l"],
-        item["c"],
-        features,
-        probabilities,
-    )
+_UNESCAPES = {b"\\": b"\\", b"t": b"\t", b"n": b"\n", b"r": b"\r"}
 
 
-def _rows_of(line: bytes, start: int, end: int) -> list[bytes]:
-    """``[[1.0,2.0],[3.0,4.0]]`` in ``line[start:end]`` -> ``[b"1.0,2.0", b"3.0,4.0"]``.
+def parse(line: bytes) -> list[str | None]:
+    """A spooled row's ten fields as text (None for NULL), escapes undone."""
+    fields = line.rstrip(b"\n").split(b"\t")
+    if len(fields) != FIELDS:
+        raise ValueError(f"a row has {len(fields)} fields, not {FIELDS}")
+    return [None if f == NULL else _unescape(f).decode() for f in fields]
 
-    Numbers hold no brackets, so splitting on ``],[`` is exact.
-    """
-    if end - start == 2 and line.startswith(b"[]", start):
-        return []
-    if not (line.startswith(b"[[", start) and line.endswith(b"]]", start, end)):
-        raise ValueError("not a 2-d array of numbers")
-    return line[start + 2 : end - 2].split(b"],[")
+
+def _unescape(field: bytes) -> bytes:
+    if b"\\" not in field:
+        return field
+    out, i = bytearray(), 0
+    while i < len(field):
+        char = field[i : i + 1]
+        if char == b"\\" and i + 1 < len(field):
+            out += _UNESCAPES.get(field[i + 1 : i + 2], field[i + 1 : i + 2])
+            i += 2
+        else:
+            out += char
+            i += 1
+    return bytes(out)

@@ -192,7 +192,7 @@ class DurablePredictionLog:
 
     def _queued(self) -> float:
         spool = self.spool
-        return max(0, spool.appended + spool.leftover_records - self.writer.records_done)
+        return max(0, spool.appended_rows + spool.leftover_rows - self.writer.rows_done)
 
     def _oldest_age(self) -> float | None:
         oldest = self.writer.reader.oldest()

@@ -33,7 +33,7 @@ def create(
 ) -> LogMetrics:
     """Register every ``skship_log_*`` metric in ``registry``."""
     gauges = {
-        "skship_log_records_queued": ("Records spooled and not yet in the store.", queued),
+        "skship_log_rows_queued": ("Rows spooled and not yet in the store.", queued),
         "skship_log_spool_bytes": ("Bytes in the spool folder.", spooled_bytes),
         "skship_log_oldest_unwritten_age_seconds": (
             "Age of the oldest record not yet in the store (0 when none).",
@@ -62,8 +62,8 @@ def create(
             registry=registry,
         ),
         dropped=Counter(
-            "skship_log_dropped_records",
-            "Accepted records that will never reach the store (should stay 0).",
+            "skship_log_dropped_rows",
+            "Accepted rows that will never reach the store (should stay 0).",
             ["reason"],
             registry=registry,
         ),

@@ -15,18 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from typing import Any, Literal
 
-import orjson
 import psycopg
 from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from serving.predlog import migrations, sql
-from serving.predlog.lines import SpooledModel, SpooledRecord
-from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError, TimeText
+from serving.predlog import lines, migrations, sql
+from serving.predlog.reader import Rows
+from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +32,6 @@ Method = Literal["copy", "staging", "executemany"]
 """copy: COPY into the table, staging only for batches holding duplicates (the log's choice);
 staging: always COPY to staging + INSERT ... ON CONFLICT; executemany: pipelined INSERTs."""
 
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-_NULL = b"\\N"
 # Class 22 (data exception) and 23 (integrity): the values are at fault, not the server.
 _REJECTED = (psycopg.DataError, psycopg.IntegrityError)
 
@@ -85,13 +81,12 @@ class PostgresStore:
         for migration in applied:
             logger.info("applied migration %04d_%s", migration.version, migration.name)
 
-    def encode(self, records: Sequence[SpooledRecord]) -> Encoded:
-        rows = sum(len(record.features) for record in records)
+    def encode(self, rows: Rows) -> Encoded:
+        if self.method != "executemany":
+            return Encoded(rows.rows, rows.chunks)  # COPY text already: streamed as is
         try:
-            if self.method == "executemany":
-                return Encoded(rows, list(_param_rows(records)))
-            return Encoded(rows, list(_copy_chunks(records)))
-        except ValueError as exc:  # a row unlike its model's names
+            return Encoded(rows.rows, list(_param_rows(rows)))
+        except ValueError as exc:
             raise RowsRejectedError(str(exc)) from exc
 
     def write(self, batch: Encoded) -> int:
@@ -150,70 +145,8 @@ def _copy(cur: psycopg.Cursor[Any], statement: str, chunks: list[bytes]) -> None
             copy.write(chunk)
 
 
-def _text(value: str) -> bytes:
-    return value.translate(_ESCAPES).encode()
-
-
-def _copy_chunks(records: Sequence[SpooledRecord], rows_per_chunk: int = 1000) -> Iterator[bytes]:
-    """COPY text-format lines, built directly as bytes (streamed while the server parses)."""
-    lines: list[bytes] = []
-    time_text = TimeText("%Y-%m-%d %H:%M:%S", b".%06d+00")
-    models: dict[SpooledModel, bytes] = {}
-    labels: dict[str, bytes] = {}
-    for record in records:
-        model = models.get(record.model)
-        if model is None:
-            schema = record.model.schema
-            model = models[record.model] = _text(schema.name) + b"\t" + _text(schema.version)
-        head = _text(record.request_id) + b"\t"
-        middle = time_text(record.created_at) + b"\t" + model
-        client = _NULL if record.client_id is None else _text(record.client_id)
-        tail = repr(float(record.latency_ms)).encode() + b"\t" + client + b"\n"
-        for i, prediction in enumerate(record.predictions):
-            if isinstance(prediction, str):
-                label = labels.get(prediction)
-                if label is None:
-                    label = labels[prediction] = _text(prediction)
-            else:
-                label = orjson.dumps(prediction)
-            probabilities = record.probabilities_json(i)
-            lines.append(
-                b"\t".join(
-                    (
-                        head + b"%d" % i,
-                        middle,
-                        # JSON escapes control characters; COPY text only needs '\' doubled.
-                        record.features_json(i).replace(b"\\", b"\\\\"),
-                        label,
-                        _NULL if probabilities is None else probabilities.replace(b"\\", b"\\\\"),
-                        tail,
-                    )
-                )
-            )
-        if len(lines) >= rows_per_chunk:
-            yield b"".join(lines)
-            lines.clear()
-    if lines:
-        yield b"".join(lines)
-
-
-def _param_rows(records: Sequence[SpooledRecord]) -> Iterator[dict[str, Any]]:
-    for record in records:
-        schema = record.model.schema
-        created_at = datetime.fromtimestamp(record.created_at, UTC)
-        for i, prediction in enumerate(record.predictions):
-            probabilities = record.probabilities_json(i)
-            yield {
-                "request_id": record.request_id,
-                "row_index": i,
-                "created_at": created_at,
-                "model_name": schema.name,
-                "model_version": schema.version,
-                "features": record.features_json(i).decode(),
-                "prediction": prediction
-                if isinstance(prediction, str)
-                else orjson.dumps(prediction).decode(),
-                "probabilities": None if probabilities is None else probabilities.decode(),
-                "latency_ms": float(record.latency_ms),
-                "client_id": record.client_id,
-            }
+def _param_rows(rows: Rows) -> Iterator[dict[str, Any]]:
+    """The spooled rows as INSERT parameters (only for the executemany comparison)."""
+    for chunk in rows.chunks:
+        for line in chunk.splitlines():
+            yield dict(zip(sql.COLUMN_NAMES, lines.parse(line), strict=True))

@@ -1,9 +1,11 @@
-"""The writer thread's side of the spool: read batches of records, forget them once committed.
+"""The writer threads' side of the spool: read batches of rows, forget them once committed.
 
-Reading never goes past a segment's published size, so a line the appender is still writing
-is never seen. A sealed segment left by a killed process may end in a torn line (the kill
-landed mid-write, so that request was never answered): it is skipped and counted. A line
-that cannot be decoded anywhere else is lost data: it is counted as dropped and logged.
+Rows are COPY text already (``lines.py``): a batch is the segment bytes themselves, cut at
+line ends, never parsed here. Reading never goes past a segment's published size, so a
+line the appender is still writing is never seen. A sealed segment left by a killed
+process may end in a torn line (the kill landed mid-write, so that request was never
+answered): it is skipped and counted. A line without the ten fields of a row cannot be
+stored anywhere: it is counted as dropped and logged.
 """
 
 from __future__ import annotations
@@ -16,34 +18,50 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import orjson
-
 from serving.predlog import lines
-from serving.predlog.lines import SpooledModel, SpooledRecord
 from serving.predlog.spool import Segment, Spool
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1024 * 1024
+_TABS = lines.FIELDS - 1
+
+
+@dataclass(eq=False)
+class Rows:
+    """Complete spooled rows as bytes: ``chunks`` joined are ``rows`` newline-ended lines."""
+
+    chunks: list[bytes] = field(default_factory=list)
+    rows: int = 0
+
+    def add(self, chunk: bytes, rows: int) -> None:
+        self.chunks.append(chunk)
+        self.rows += rows
+
+    def halves(self) -> tuple[Rows, Rows]:
+        """Split by lines (to isolate a row the store refuses)."""
+        split = b"".join(self.chunks).splitlines(keepends=True)
+        middle = len(split) // 2
+        return Rows([b"".join(split[:middle])], middle), Rows(
+            [b"".join(split[middle:])], len(split) - middle
+        )
 
 
 @dataclass(eq=False)
 class Batch:
-    """Records read together; committing it advances the spool past ``ends``."""
+    """Rows read together; committing it advances the spool past ``ends``."""
 
-    records: list[SpooledRecord] = field(default_factory=list)
-    rows: int = 0
+    rows: Rows = field(default_factory=Rows)
     ends: list[tuple[Segment, int]] = field(default_factory=list)
     committed: bool = False
     oldest: float | None = None
-    """created_at of its oldest record."""
+    """created_at of its first (oldest) row."""
 
 
 @dataclass(eq=False)
 class _Cursor:
     fd: int
     offset: int = 0
-    models: dict[int, SpooledModel] = field(default_factory=dict)
 
 
 class SpoolReader:
@@ -74,17 +92,21 @@ class SpoolReader:
         )
 
     def read(self) -> Batch:
-        """The next records, up to ``max_rows`` rows (possibly none, with segments to forget)."""
+        """The next rows, up to ``max_rows`` (possibly none, with segments to forget)."""
         with self._lock:
             batch = self._read()
-            batch.oldest = min((r.created_at for r in batch.records), default=None)
+            if batch.rows.rows:
+                try:
+                    batch.oldest = lines.row_time(batch.rows.chunks[0])
+                except (ValueError, IndexError):
+                    batch.oldest = None
             self._outstanding.append(batch)
             return batch
 
     def _read(self) -> Batch:
         batch = Batch()
         for segment in self.spool.segments():
-            if batch.rows >= self.max_rows:
+            if batch.rows.rows >= self.max_rows:
                 break
             cursor = self._cursors.get(segment)
             if cursor is None:
@@ -104,7 +126,10 @@ class SpoolReader:
 
     def _read_segment(self, segment: Segment, cursor: _Cursor, batch: Batch) -> None:
         end = segment.size
-        while cursor.offset < end and batch.rows < self.max_rows:
+        header = len(lines.HEADER)
+        if cursor.offset == 0 and end >= header and os.pread(cursor.fd, header, 0) == lines.HEADER:
+            cursor.offset = header
+        while cursor.offset < end and batch.rows.rows < self.max_rows:
             chunk = os.pread(cursor.fd, min(end - cursor.offset, _CHUNK), cursor.offset)
             last = chunk.rfind(b"\n")
             if last < 0 and cursor.offset + len(chunk) < end:
@@ -119,24 +144,35 @@ class SpoolReader:
                     self.on_lost("torn", 1)
                 cursor.offset = end
                 return
-            for line in chunk[:last].split(b"\n"):
-                cursor.offset += len(line) + 1
-                self._decode(line, cursor, batch, segment)
-                if batch.rows >= self.max_rows:
-                    return
+            chunk = self._take(chunk[: last + 1], self.max_rows - batch.rows.rows)
+            cursor.offset += len(chunk)
+            self._add_checked(chunk, batch, segment)
 
-    def _decode(self, line: bytes, cursor: _Cursor, batch: Batch, segment: Segment) -> None:
-        if line == lines.HEADER_LINE:
+    @staticmethod
+    def _take(chunk: bytes, rows: int) -> bytes:
+        """The first ``rows`` lines of ``chunk`` (all of it when it holds no more)."""
+        if chunk.count(b"\n") <= rows:
+            return chunk
+        end = -1
+        for _ in range(rows):
+            end = chunk.index(b"\n", end + 1)
+        return chunk[: end + 1]
+
+    def _add_checked(self, chunk: bytes, batch: Batch, segment: Segment) -> None:
+        """Add whole rows; drop (and count) any line that is not a row of ten fields."""
+        rows = chunk.count(b"\n")
+        if chunk.count(b"\t") == _TABS * rows:  # one C pass: the usual case
+            batch.rows.add(chunk, rows)
             return
-        try:
-            record = lines.decode(line, cursor.models)
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-            logger.error("dropping an undecodable line in %s: %s", segment.path, exc)
-            self.on_lost("corrupt", 1)
-            return
-        if record is not None:
-            batch.records.append(record)
-            batch.rows += len(record.features)
+        good = []
+        for line in chunk.splitlines(keepends=True):
+            if line.count(b"\t") == _TABS:
+                good.append(line)
+            else:
+                logger.error("dropping a line that is not a prediction row in %s", segment.path)
+                self.on_lost("corrupt", 1)
+        if good:
+            batch.rows.add(b"".join(good), len(good))
 
     def commit(self, batch: Batch) -> None:
         """The batch's rows are in the store: delete segments nothing is left in."""

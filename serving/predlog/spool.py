@@ -1,10 +1,10 @@
 """The local append-only spool: records reach it before their response is sent.
 
-The spool is a folder of segment files named by creation time (``<ns>.jsonl``). A segment
-starts with a header line; a record line names its model through a schema line written
-earlier in the same segment, so lines carry numbers, not feature names (``lines.py``). One
-``PredictionLog.append`` call is one ``os.write`` of complete lines: the page cache holds
-them once it returns, so they survive SIGTERM and SIGKILL of this process (not power loss,
+The spool is a folder of segment files named by creation time (``<ns>.tsv``). A segment
+is a header line, then one COPY text row per predicted instance (``lines.py``), so the
+writer streams it into the database as is. One ``PredictionLog.append`` call (one
+micro-batch of requests) is one ``os.write`` of complete lines: the page cache holds them
+once it returns, so they survive SIGTERM and SIGKILL of this process (not power loss,
 unless the opt-in periodic fsync is on).
 
 One process owns a spool folder at a time (``flock`` on ``.lock``); segments present when
@@ -22,10 +22,10 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from serving.predlog.lines import HEADER, RECORD_START, record_line, schema_line
+from serving.predlog.lines import HEADER, RowEncoder, TimeText
 from serving.predlog.records import (
     LogFullError,
     LogUnavailableError,
@@ -35,7 +35,7 @@ from serving.predlog.records import (
 
 logger = logging.getLogger(__name__)
 
-SUFFIX = ".jsonl"
+SUFFIX = ".tsv"
 _LOCK_FILE = ".lock"
 
 
@@ -52,7 +52,6 @@ class Segment:
     sealed: bool
     synced: int = 0
     fd: int | None = None
-    schema_ids: dict[ModelSchema, int] = field(default_factory=dict)
 
 
 class Spool:
@@ -74,11 +73,13 @@ class Spool:
         self._bytes = 0
         self._last_name = 0
         self._lock_fd: int | None = None
-        self.appended = 0
-        """Records accepted since this process opened the spool."""
-        self.leftover_records = 0
-        """Records found in segments an earlier process left."""
+        self.appended_rows = 0
+        """Rows accepted since this process opened the spool."""
+        self.leftover_rows = 0
+        """Rows found in segments an earlier process left."""
         self._accepting = False
+        self._encoders: dict[ModelSchema, RowEncoder] = {}
+        self._time_text = TimeText()
 
     @property
     def spooled_bytes(self) -> int:
@@ -106,7 +107,7 @@ class Spool:
             data = path.read_bytes()
             self._segments.append(Segment(path, len(data), sealed=True, synced=len(data)))
             self._bytes += len(data)
-            self.leftover_records += data.count(RECORD_START)
+            self.leftover_rows += data.count(b"\n") - data.count(HEADER)
         if self._segments:
             logger.info(
                 "replaying %d spool segment(s), %d bytes, left by an earlier process",
@@ -122,14 +123,13 @@ class Spool:
             if segment is None or segment.size >= self.segment_bytes:
                 segment = self._roll()
             parts: list[bytes] = [] if segment.size else [HEADER]
-            new_schemas: list[ModelSchema] = []
+            rows = 0
             for record in records:
-                sid = segment.schema_ids.get(record.model)
-                if sid is None:
-                    sid = len(segment.schema_ids) + len(new_schemas)
-                    new_schemas.append(record.model)
-                    parts.append(schema_line(sid, record.model))
-                parts.append(record_line(sid, record))
+                encoder = self._encoders.get(record.model)
+                if encoder is None:
+                    encoder = self._encoders[record.model] = RowEncoder(record.model)
+                parts.append(encoder.encode(record, self._time_text))
+                rows += len(record.predictions)
             data = b"".join(parts)
             if self._bytes + len(data) > self.max_bytes:
                 self.full = True
@@ -137,11 +137,9 @@ class Spool:
                     f"prediction spool is at its cap ({self.max_bytes} bytes)", self.retry_after
                 )
             self._write(segment, data)
-            for schema in new_schemas:
-                segment.schema_ids[schema] = len(segment.schema_ids)
             segment.size += len(data)
             self._bytes += len(data)
-            self.appended += len(records)
+            self.appended_rows += rows
             self.unwritable = None
 
     def _roll(self) -> Segment:

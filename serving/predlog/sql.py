@@ -8,10 +8,12 @@ connections never prepare statements), so an absent filter costs nothing.
 
 from __future__ import annotations
 
-COLUMNS = (
-    "request_id, row_index, created_at, model_name, model_version,"
-    " features, prediction, probabilities, latency_ms, client_id"
-)
+COLUMN_NAMES = (
+    "request_id", "row_index", "created_at", "model_name", "model_version",
+    "features", "prediction", "probabilities", "latency_ms", "client_id",
+)  # fmt: skip
+"""In the order of a spooled row's fields (serving/predlog/lines.py)."""
+COLUMNS = ", ".join(COLUMN_NAMES)
 
 # -- migrations --------------------------------------------------------------------------
 

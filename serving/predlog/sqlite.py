@@ -11,16 +11,14 @@ from __future__ import annotations
 import logging
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from serving.predlog import migrations, sql
-from serving.predlog.lines import SpooledRecord
-from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError, TimeText
+from serving.predlog import lines, migrations, sql
+from serving.predlog.reader import Rows
+from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +86,12 @@ class SqliteStore:
         for migration in applied:
             logger.info("applied migration %04d_%s", migration.version, migration.name)
 
-    def encode(self, records: Sequence[SpooledRecord]) -> Encoded:
+    def encode(self, rows: Rows) -> Encoded:
         try:
-            rows = list(_rows(records))
-        except ValueError as exc:  # a row unlike its model's names, a request id not a UUID
+            params = list(_rows(rows))
+        except ValueError as exc:  # not ten fields, a request id not a UUID, a bad number
             raise RowsRejectedError(str(exc)) from exc
-        return Encoded(len(rows), rows)
+        return Encoded(len(params), params)
 
     def write(self, batch: Encoded) -> int:
         conn = self._connection()
@@ -128,25 +126,14 @@ class SqliteStore:
             self._conn = None
 
 
-def _rows(records: Sequence[SpooledRecord]) -> Iterator[dict[str, Any]]:
-    time_text = TimeText("%Y-%m-%dT%H:%M:%S", b".%06dZ")
-    for record in records:
-        schema = record.model.schema
-        created_at = time_text(record.created_at).decode()
-        request_id = str(uuid.UUID(record.request_id))  # canonical, as PostgreSQL's uuid
-        for i, prediction in enumerate(record.predictions):
-            probabilities = record.probabilities_json(i)
-            yield {
-                "request_id": request_id,
-                "row_index": i,
-                "created_at": created_at,
-                "model_name": schema.name,
-                "model_version": schema.version,
-                "features": record.features_json(i).decode(),
-                "prediction": prediction
-                if isinstance(prediction, str)
-                else orjson.dumps(prediction).decode(),
-                "probabilities": None if probabilities is None else probabilities.decode(),
-                "latency_ms": float(record.latency_ms),
-                "client_id": record.client_id,
-            }
+def _rows(rows: Rows) -> Iterator[dict[str, Any]]:
+    """Spooled COPY rows as SQLite parameters: times in the stored text form, UUIDs canonical."""
+    for chunk in rows.chunks:
+        for line in chunk.splitlines():
+            values: dict[str, Any] = dict(zip(sql.COLUMN_NAMES, lines.parse(line), strict=True))
+            created = str(values["created_at"])  # "YYYY-MM-DD HH:MM:SS.ffffff+00"
+            values["created_at"] = f"{created[:10]}T{created[11:26]}Z"
+            values["request_id"] = str(uuid.UUID(str(values["request_id"])))
+            values["row_index"] = int(str(values["row_index"]))
+            values["latency_ms"] = float(str(values["latency_ms"]))
+            yield values

@@ -1,8 +1,9 @@
 """The background writer: drains the spool into the store in batches, forever.
 
-Each writer thread reads a batch, encodes it, writes it in one transaction and only then
-lets the spool forget it. With two threads (PostgreSQL), one encodes while the other's
-batch is in the database, and the server parses two batches at once; the reader forgets a
+Each writer thread reads a batch (spooled rows are COPY text already: PostgreSQL gets the
+bytes as they are), writes it in one transaction and only then lets the spool forget it.
+With two threads (PostgreSQL), one reads while the other's batch is in the database, and
+the server parses two batches at once; the reader forgets a
 segment only when every batch read from it is committed, whatever the order. While the
 store is down each thread retries its batch with capped exponential backoff; the spool
 keeps growing meanwhile, up to its cap. Rows the store rejects for their values (never
@@ -16,12 +17,10 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Sequence
 
-from serving.predlog.lines import SpooledRecord
 from serving.predlog.metrics import LogMetrics
 from serving.predlog.migrations import SchemaError
-from serving.predlog.reader import Batch, SpoolReader
+from serving.predlog.reader import Batch, Rows, SpoolReader
 from serving.predlog.spool import Spool
 from serving.predlog.store import Encoded, RowsRejectedError, Store, StoreUnavailableError
 
@@ -54,8 +53,8 @@ class Writer:
         self.schema_ready = False
         self.reachable = True
         self.last_error: str | None = None
-        self.records_done = 0
-        """Records committed or given up (torn, corrupt, rejected)."""
+        self.rows_done = 0
+        """Rows committed or given up (torn, corrupt, rejected)."""
         self._count_lock = threading.Lock()
         self._wake = threading.Event()
         self._abort = threading.Event()
@@ -99,9 +98,9 @@ class Writer:
         else:
             self.metrics.dropped.labels(reason).inc(lines)
 
-    def _done(self, records: int) -> None:
+    def _done(self, rows: int) -> None:
         with self._count_lock:
-            self.records_done += records
+            self.rows_done += rows
 
     def _run(self, k: int) -> None:
         try:
@@ -109,16 +108,16 @@ class Writer:
                 if k == 0:
                     self._housekeeping()
                 batch = self.reader.read()
-                if batch.records and not self._write_until_done(batch):
+                if batch.rows.rows and not self._write_until_done(batch):
                     break  # shutting down with the store still unreachable: spool keeps it
                 self.reader.commit(batch)
-                self._done(len(batch.records))
-                if batch.rows >= self.reader.max_rows:
+                self._done(batch.rows.rows)
+                if batch.rows.rows >= self.reader.max_rows:
                     continue
                 if self._deadline is not None:
                     if not self.spool.segments():
                         break
-                    if not batch.records:
+                    if not batch.rows.rows:
                         self._abort.wait(0.01)
                     continue
                 self._wake.wait(self.flush_interval)
@@ -142,7 +141,7 @@ class Writer:
 
     def _write_until_done(self, batch: Batch) -> bool:
         try:
-            encoded: Encoded | None = self.store.encode(batch.records)
+            encoded: Encoded | None = self.store.encode(batch.rows)
         except RowsRejectedError:
             encoded = None  # isolated record by record below
         delay = _FIRST_RETRY_SECONDS
@@ -151,7 +150,7 @@ class Writer:
                 if not self.schema_ready:
                     self.store.prepare()
                     self.schema_ready = True
-                self._write_isolating(batch.records, encoded)
+                self._write_isolating(batch.rows, encoded)
             except (StoreUnavailableError, SchemaError) as exc:
                 self.metrics.write_failures.labels(type(exc).__name__).inc()
                 self._set_reachable(False, str(exc))
@@ -175,23 +174,21 @@ class Writer:
             delay = min(delay, remaining)
         return not self._abort.wait(delay)
 
-    def _write_isolating(self, records: Sequence[SpooledRecord], encoded: Encoded | None) -> None:
+    def _write_isolating(self, rows: Rows, encoded: Encoded | None) -> None:
         try:
-            inserted = self.store.write(encoded or self.store.encode(records))
+            inserted = self.store.write(encoded or self.store.encode(rows))
         except RowsRejectedError as exc:
-            if len(records) > 1:
-                middle = len(records) // 2
-                self._write_isolating(records[:middle], None)
-                self._write_isolating(records[middle:], None)
+            if rows.rows > 1:
+                for half in rows.halves():
+                    self._write_isolating(half, None)
                 return
             logger.error(
-                "the store rejected request %s; dropping its rows: %s", records[0].request_id, exc
+                "the store rejected a row; dropping it: %s (%.120r)", exc, b"".join(rows.chunks)
             )
             self.metrics.dropped.labels("rejected").inc()
             return
-        rows = sum(len(record.features) for record in records)
         self.metrics.rows_written.inc(inserted)
-        self.metrics.duplicate_rows.inc(rows - inserted)
+        self.metrics.duplicate_rows.inc(rows.rows - inserted)
 
     def _set_reachable(self, reachable: bool, error: str | None) -> None:
         if reachable and not self.reachable:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -68,7 +69,8 @@ def test_predict_generates_a_request_id_and_echoes_it(
 ) -> None:
     response = client.post("/predict", content=orjson.dumps({"instances": [rows[0]]}), headers=JSON)
     request_id = response.json()["request_id"]
-    assert uuid.UUID(request_id).version == 4
+    assert uuid.UUID(request_id).version == 7  # time-ordered: the log's index grows at one end
+    assert uuid.UUID(request_id).variant == uuid.RFC_4122
     assert response.headers["x-request-id"] == request_id
 
 
@@ -149,3 +151,11 @@ def test_predict_accepts_a_mix_of_named_and_positional_instances(
         _post(client, {"instances": mixed})["predictions"]
         == _post(client, {"instances": rows[:2]})["predictions"]
     )
+
+
+def test_generated_request_ids_sort_by_time(client: TestClient, rows: list[list[float]]) -> None:
+    ids = []
+    for _ in range(3):
+        ids.append(_post(client, {"instances": [rows[0]]})["request_id"])
+        time.sleep(0.002)
+    assert ids == sorted(ids)

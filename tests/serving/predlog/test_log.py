@@ -53,7 +53,7 @@ def store_blocked(url: str) -> Iterator[None]:
 
 
 def spool_files(spool_dir: Path) -> list[Path]:
-    return sorted(spool_dir.glob("*.jsonl"))
+    return sorted(spool_dir.glob("*.tsv"))
 
 
 def test_appended_records_reach_the_store_exactly_once(store_url: str, tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ def test_replaying_a_committed_spool_adds_nothing(store_url: str, tmp_path: Path
     assert stored_keys(store_url) == expected_keys([*records, extra])
     assert metric(registry, "skship_log_duplicate_rows_total") == 40
     assert metric(registry, "skship_log_rows_written_total") == 2
-    assert metric(registry, "skship_log_dropped_records_total", reason="rejected") == 0
+    assert metric(registry, "skship_log_dropped_rows_total", reason="rejected") == 0
 
 
 def test_spool_cap_refuses_with_retry_after_and_loses_nothing(
@@ -213,7 +213,7 @@ def test_torn_last_line_is_skipped(store_url: str, tmp_path: Path) -> None:
     log.close(timeout=10)
     assert stored_keys(store_url) == expected_keys(records)
     assert metric(registry, "skship_log_spool_torn_lines_total") == 1
-    assert metric(registry, "skship_log_dropped_records_total", reason="corrupt") == 0
+    assert metric(registry, "skship_log_dropped_rows_total", reason="corrupt") == 0
     assert spool_files(tmp_path / "spool") == []
 
 
@@ -235,7 +235,7 @@ def test_corrupt_line_is_counted_as_dropped_and_the_rest_written(
     log = open_started(store_url, tmp_path / "spool", registry)
     log.close(timeout=10)
     assert stored_keys(store_url) == expected_keys(records)
-    assert metric(registry, "skship_log_dropped_records_total", reason="corrupt") == 1
+    assert metric(registry, "skship_log_dropped_rows_total", reason="corrupt") == 1
 
 
 def test_close_flushes_everything_spooled(store_url: str, tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def test_database_stopped_for_20_seconds_loses_and_refuses_nothing(
     assert max(s.oldest_unwritten_age_s or 0 for s in statuses) > 10
     assert stored_keys(url) == expected_keys(accepted)
     assert metric(registry, "skship_log_write_retries_total") > 0
-    assert metric(registry, "skship_log_dropped_records_total", reason="corrupt") == 0
+    assert metric(registry, "skship_log_dropped_rows_total", reason="corrupt") == 0
 
 
 def test_database_killed_and_restarted_loses_and_duplicates_nothing(
@@ -131,7 +131,7 @@ def test_close_with_the_database_down_returns_by_its_deadline(
         assert time.monotonic() - started < 10
     finally:
         cluster.start()
-    assert sorted((tmp_path / "spool").glob("*.jsonl"))
+    assert sorted((tmp_path / "spool").glob("*.tsv"))
     open_started(url, tmp_path / "spool").close(timeout=30)
     assert stored_keys(url) == expected_keys(records)
 
