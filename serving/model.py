@@ -6,6 +6,7 @@ Everything a request needs is computed once here (feature schema, class names, t
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,19 @@ import numpy as np
 import orjson
 import sklearn
 
-from serving import artifact
+from serving import artifact, fastpath
 from serving.predlog.records import ModelSchema
 from serving.settings import Settings
 from serving.validation import FeatureSchema
+
+
+def _fast_sklearn_config() -> contextlib.AbstractContextManager[None]:
+    """Validation already refused non-finite values, and the pipeline's parameters were
+    checked when it was fitted: skip scikit-learn's per-call re-checks (~10% of a call)."""
+    context: contextlib.AbstractContextManager[None] = sklearn.config_context(
+        assume_finite=True, skip_parameter_validation=True
+    )
+    return context
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +66,12 @@ class LoadedModel:
         self.log_schema = ModelSchema(meta.name, meta.version, self.features.names, self.classes)
         self.train_min = np.array([f.min for f in meta.features])
         self.train_max = np.array([f.max for f in meta.features])
-        self._pipeline = loaded.pipeline
         self._class_array = np.array(self.classes, dtype=object) if self.classes else None
         self.info_json = orjson.dumps(describe(loaded))
+        means = np.array([f.mean for f in meta.features])
+        probe = fastpath.probe_rows(self.train_min, self.train_max, means)
+        with _fast_sklearn_config():
+            self._predict_proba, self._predict = fastpath.faster(loaded.pipeline, probe)
 
     @classmethod
     def load(cls, settings: Settings, version: str | None) -> LoadedModel:
@@ -83,13 +96,13 @@ class LoadedModel:
     def predict(self, matrix: np.ndarray) -> Prediction:
         outside = (matrix < self.train_min) | (matrix > self.train_max)
         flagged = outside if outside.any() else None
-        # Validation already refused non-finite values, and the pipeline's parameters were
-        # checked when it was fitted: skip scikit-learn's per-call re-checks (~10% of a call).
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+        with _fast_sklearn_config():
             if self._class_array is None:
-                values = self._pipeline.predict(matrix)
+                values = self._predict(matrix)
                 return Prediction(np.asarray(values, dtype=np.float64).tolist(), None, flagged)
-            proba = self._pipeline.predict_proba(matrix)
+            if self._predict_proba is None:  # a classifier without probabilities
+                return Prediction([str(v) for v in self._predict(matrix)], None, flagged)
+            proba = self._predict_proba(matrix)
         # argmax of predict_proba is what predict() returns for these estimators,
         # and computing it here saves a second pass through the pipeline.
         labels = self._class_array[proba.argmax(axis=1)].tolist()
