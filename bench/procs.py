@@ -11,6 +11,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.pgcluster import children
+
 KIB = 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -21,17 +23,6 @@ class Memory:
 
     rss_mib: float
     peak_mib: float
-
-
-def children(pid: int) -> list[int]:
-    """Direct children of ``pid``."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid:
-                found.append(int(stat.parent.name))
-    return found
 
 
 def tree(pid: int) -> list[int]:

@@ -74,3 +74,19 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = save(trained, dataset, root, name="breast_cancer")
     artifact.write_current(root, "breast_cancer", path.name)
     return root
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster a fault-test module may stop, kill and restart."""
+    if find_pg_bin() is None:
+        reason = "fault tests need the PostgreSQL server binaries (initdb, pg_ctl)"
+        if os.environ.get("REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"REQUIRE_POSTGRES=1: {reason}")
+        pytest.skip(f"SKIPPING: {reason}")
+    pg = PgCluster(fsync=True)
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.destroy()

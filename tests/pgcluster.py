@@ -88,7 +88,7 @@ class PgCluster:
         pid = self.postmaster_pid()
         if pid is None:
             return
-        victims = [pid, *_children(pid)]
+        victims = [pid, *children(pid)]
         for victim in victims:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(victim, signal.SIGKILL)
@@ -125,7 +125,8 @@ class PgCluster:
         )
 
 
-def _children(pid: int) -> list[int]:
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (from /proc)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, ValueError, IndexError):

@@ -7,13 +7,11 @@ the 200 responses: every instance of every 200 response is logged exactly once.
 
 from __future__ import annotations
 
-import os
 import secrets
 import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,24 +20,9 @@ import psycopg
 import pytest
 
 from tests.live import LiveServer
-from tests.pgcluster import PgCluster, find_pg_bin
+from tests.pgcluster import PgCluster
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[PgCluster]:
-    if find_pg_bin() is None:
-        reason = "fault tests need the PostgreSQL server binaries (initdb, pg_ctl)"
-        if os.environ.get("REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"REQUIRE_POSTGRES=1: {reason}")
-        pytest.skip(f"SKIPPING: {reason}")
-    pg = PgCluster(fsync=True)
-    try:
-        pg.start()
-        yield pg
-    finally:
-        pg.destroy()
 
 
 @pytest.fixture
