@@ -135,13 +135,9 @@ class PostgresQueries:
             versions = cur.execute(sql.PG_STATS, params).fetchall()
             counts = cur.execute(sql.PG_CLASS_COUNTS, params).fetchall()
         return [
-            VersionStats(
-                v["model_name"],
-                v["model_version"],
-                v["rows"],
-                v["requests"],
-                _classes_of(counts, v["model_name"], v["model_version"]),
-                v["mean_top_probability"],
+            _version_stats(
+                v,
+                counts,
                 tuple(v["latency_percentiles"]) if v["latency_percentiles"] else None,
                 v["first_at"],
                 v["last_at"],
@@ -184,13 +180,9 @@ class SqliteQueries:
                     {**params, "model_name": v["model_name"], "version": v["model_version"]},
                 ).fetchall()
                 result.append(
-                    VersionStats(
-                        v["model_name"],
-                        v["model_version"],
-                        v["rows"],
-                        v["requests"],
-                        _classes_of(counts, v["model_name"], v["model_version"]),
-                        v["mean_top_probability"],
+                    _version_stats(
+                        v,
+                        counts,
                         _percentiles([row["latency_ms"] for row in latencies]),
                         sqlite.from_text(v["first_at"]),
                         sqlite.from_text(v["last_at"]),
@@ -230,12 +222,24 @@ def _sqlite_dict(cursor: Any, row: tuple[Any, ...]) -> dict[str, Any]:
     return {column[0]: value for column, value in zip(cursor.description, row, strict=True)}
 
 
-def _classes_of(counts: list[dict[str, Any]], name: str, version: str) -> dict[str, int]:
-    return {
+def _version_stats(
+    version: dict[str, Any],
+    counts: list[dict[str, Any]],
+    latency_ms: tuple[float, float, float] | None,
+    first_at: datetime,
+    last_at: datetime,
+) -> VersionStats:
+    """One version's statistics row and the class counts of that version (both stores)."""
+    name, number = version["model_name"], version["model_version"]
+    classes = {
         c["prediction"]: c["rows"]
         for c in counts
-        if c["model_name"] == name and c["model_version"] == version
+        if c["model_name"] == name and c["model_version"] == number
     }
+    return VersionStats(
+        name, number, version["rows"], version["requests"], classes,
+        version["mean_top_probability"], latency_ms, first_at, last_at,
+    )  # fmt: skip
 
 
 def _sqlite_item(row: tuple[Any, ...]) -> LoggedPrediction:
