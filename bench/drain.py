@@ -28,7 +28,7 @@ from sklearn.datasets import load_breast_cancer
 from serving.predlog import metrics
 from serving.predlog.postgres import Method, PostgresStore
 from serving.predlog.records import ModelSchema, PredictionRecord
-from serving.predlog.spool import Spool
+from serving.predlog.spool import SUFFIX, Spool
 from serving.predlog.writer import Writer
 from tests.pgcluster import PgCluster
 
@@ -119,7 +119,7 @@ def run(records: int, methods: list[Method], batch_rows: int, threads: int) -> l
         cluster.start()
         template = work / "template"
         append_us = fill_spool(template, records)
-        spool_mib = sum(f.stat().st_size for f in template.glob("*.jsonl")) / 2**20
+        spool_mib = sum(f.stat().st_size for f in template.glob(f"*{SUFFIX}")) / 2**20
         for method in methods:
             dbname = f"drain_{method}"
             with psycopg.connect(cluster.url, autocommit=True) as conn:
