@@ -212,7 +212,7 @@ class _Run:
                     instance.round, instance.app, instance.model, rows, connections, result, cpu
                 )
             )
-            _say(_line(label, rows, connections, result, cpu))
+            _say(progress_line(label, rows, connections, result, cpu))
 
     def _count_log(
         self, instance: Instance, client: httpx.Client, server: Server, url: str, label: str
@@ -238,8 +238,14 @@ def _require_store(client: httpx.Client, server: Server, app: App) -> None:
         )
 
 
-def _line(label: str, rows: int, connections: int, result: wrk.WrkResult, cpu: float) -> str:
-    errors = f", {result.errors} ERRORS" if result.errors else ""
+def progress_line(
+    label: str, rows: int, connections: int, result: wrk.WrkResult, cpu: float
+) -> str:
+    errors = ""
+    if result.errors:
+        kinds = {"non-2xx": result.non_2xx, **result.socket_errors}
+        detail = ", ".join(f"{kind} {n}" for kind, n in kinds.items() if n)
+        errors = f", {result.errors} ERRORS ({detail})"
     share = cpu / result.duration_s if result.duration_s else 0.0
     return (
         f"{label} {rows} row(s) x {connections} conn: {result.rps:,.0f} req/s, "

@@ -17,7 +17,7 @@ import pytest
 from bench import procs, report, wrk
 from bench.check import check
 from bench.models import body, sample_rows
-from bench.runner import ANY_MODEL, Config, Measurement, Results
+from bench.runner import ANY_MODEL, Config, Measurement, Results, progress_line
 from bench.servers import APPS, Server, ServerError, start
 
 CEILING = next(app for app in APPS if app.name == "ceiling")
@@ -74,6 +74,8 @@ def test_wrk_counts_rejected_requests_as_non_2xx(ceiling: Server, tmp_path: Path
     result = wrk.run(f"{ceiling.url}/predict", bodies, connections=2, duration_s=1, cpu=None)
     assert result.requests > 0
     assert result.non_2xx == result.requests
+    line = progress_line("ceiling any", 1, 2, result, cpu=0.5)
+    assert f", {result.errors} ERRORS (non-2xx {result.requests}" in line  # kinds named
 
 
 @pytest.mark.usefixtures("wrk_present")
