@@ -132,6 +132,11 @@ class Spool:
                 rows += len(record.predictions)
             data = b"".join(parts)
             if self._bytes + len(data) > self.max_bytes:
+                if not self.full:
+                    logger.warning(
+                        "prediction spool at its cap (%d bytes): /predict answers 503 until the"
+                        " writer catches up", self.max_bytes,
+                    )  # fmt: skip
                 self.full = True
                 raise LogFullError(
                     f"prediction spool is at its cap ({self.max_bytes} bytes)", self.retry_after
@@ -215,6 +220,8 @@ class Spool:
             if segment in self._segments:
                 self._segments.remove(segment)
                 self._bytes -= segment.size
+            if self.full:
+                logger.warning("prediction spool below its cap again: accepting predictions")
             self.full = False
 
     def probe(self) -> None:

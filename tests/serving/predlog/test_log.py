@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -168,8 +169,9 @@ def test_replaying_a_committed_spool_adds_nothing(store_url: str, tmp_path: Path
 
 
 def test_spool_cap_refuses_with_retry_after_and_loses_nothing(
-    store_url: str, tmp_path: Path
+    store_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="serving.predlog.spool")
     registry = CollectorRegistry()
     log = open_started(store_url, tmp_path / "spool", registry, spool_max_bytes=MiB)
     accepted: list[PredictionRecord] = []
@@ -192,6 +194,10 @@ def test_spool_cap_refuses_with_retry_after_and_loses_nothing(
         time.sleep(0.05)
     assert log.status().accepting
     log.append([make_record()])  # space again
+    transitions = [r.getMessage() for r in caplog.records if "prediction spool" in r.getMessage()]
+    assert len(transitions) == 2, transitions  # once each way, not once per refusal
+    assert "at its cap" in transitions[0]
+    assert "below its cap again" in transitions[1]
     log.close(timeout=10)
     assert len(accepted) > 100
     assert len(stored_keys(store_url)) == len(accepted) + 1
