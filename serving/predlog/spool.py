@@ -36,6 +36,8 @@ from serving.predlog.records import (
 logger = logging.getLogger(__name__)
 
 SUFFIX = ".tsv"
+CAP_WARNING_INTERVAL = 10.0
+"""Seconds between two warnings that the spool is at its cap."""
 _LOCK_FILE = ".lock"
 
 
@@ -66,6 +68,8 @@ class Spool:
         self.retry_after = retry_after
         """Seconds a refused client is told to wait; the writer updates it."""
         self.full = False
+        self._full_announced = False
+        self._last_full_warning = float("-inf")
         self.unwritable: str | None = None
         self._lock = threading.Lock()
         self._segments: list[Segment] = []
@@ -133,10 +137,7 @@ class Spool:
             data = b"".join(parts)
             if self._bytes + len(data) > self.max_bytes:
                 if not self.full:
-                    logger.warning(
-                        "prediction spool at its cap (%d bytes): /predict answers 503 until the"
-                        " writer catches up", self.max_bytes,
-                    )  # fmt: skip
+                    self._announce_full()
                 self.full = True
                 raise LogFullError(
                     f"prediction spool is at its cap ({self.max_bytes} bytes)", self.retry_after
@@ -220,9 +221,22 @@ class Spool:
             if segment in self._segments:
                 self._segments.remove(segment)
                 self._bytes -= segment.size
-            if self.full:
+            if self.full and self._full_announced:
                 logger.warning("prediction spool below its cap again: accepting predictions")
+                self._full_announced = False
             self.full = False
+
+    def _announce_full(self) -> None:
+        """Warn that the cap is reached: at most once per CAP_WARNING_INTERVAL, since a spool
+        kept at its cap flaps between full and not as each drained segment is deleted."""
+        now = time.monotonic()
+        if now - self._last_full_warning < CAP_WARNING_INTERVAL:
+            return
+        self._last_full_warning, self._full_announced = now, True
+        logger.warning(
+            "prediction spool at its cap (%d bytes): /predict answers 503 until the writer"
+            " catches up", self.max_bytes,
+        )  # fmt: skip
 
     def probe(self) -> None:
         """Try to open a fresh segment, clearing ``unwritable`` when the disk is back."""

@@ -204,6 +204,28 @@ def test_spool_cap_refuses_with_retry_after_and_loses_nothing(
     assert expected_keys(accepted) - stored_keys(store_url) == expected_keys([])
 
 
+def test_a_spool_flapping_at_its_cap_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="serving.predlog.spool")
+    spool = Spool(tmp_path / "spool", max_bytes=MiB, segment_bytes=MiB // 4)
+    spool.open()
+    for _ in range(3):  # fill to the cap, then drain the oldest segment: full, not, full ...
+        with pytest.raises(LogFullError):  # noqa: PT012 - append until refused
+            for i in range(10_000):
+                spool.append([make_record(seed=i)])
+        oldest = spool.segments()[0]
+        assert spool.seal_if_drained(oldest, oldest.size)
+        spool.remove(oldest)
+        assert not spool.full
+    spool.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m.split(":")[0] for m in messages] == [
+        "prediction spool at its cap (1048576 bytes)",
+        "prediction spool below its cap again",
+    ]
+
+
 def test_torn_last_line_is_skipped(store_url: str, tmp_path: Path) -> None:
     registry = CollectorRegistry()
     records = [make_record(seed=i) for i in range(3)]
