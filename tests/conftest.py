@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from serving import artifact
-from tests.pgcluster import PgCluster, find_pg_bin
+from tests.pgcluster import PgCluster, find_pg_bin, throwaway_cluster
 from training.data import load_builtin
 from training.train import fit, save
 
@@ -84,9 +84,5 @@ def cluster() -> Iterator[PgCluster]:
         if os.environ.get("REQUIRE_POSTGRES") == "1":
             pytest.fail(f"REQUIRE_POSTGRES=1: {reason}")
         pytest.skip(f"SKIPPING: {reason}")
-    pg = PgCluster(fsync=True)
-    try:
-        pg.start()
+    with throwaway_cluster(fsync=True) as pg:
         yield pg
-    finally:
-        pg.destroy()
