@@ -125,7 +125,7 @@ def predict_request_schema(model: LoadedModel, max_rows: int) -> dict[str, Any]:
         "items": _NUMBER,
         "description": "Values in this order: " + ", ".join(f.name for f in features),
     }
-    example = {f.name: round(f.mean, 4) for f in features}
+    example = {f.name: round(f.mean or 0.0, 4) for f in features}
     return {
         "title": "PredictRequest",
         "type": "object",

@@ -85,12 +85,17 @@ class Readiness(_Strict):
 
 
 class FeatureInfo(_Strict):
+    """One input: its type, whether null is accepted, its training statistics."""
+
     name: str
+    type: Literal["number", "category", "boolean"]
+    nullable: bool
     dtype: str
-    min: float
-    max: float
-    mean: float
-    std: float
+    min: float | None
+    max: float | None
+    mean: float | None
+    std: float | None
+    categories: list[str] | None
 
 
 class ModelInfo(_Strict):
@@ -105,9 +110,9 @@ class ModelInfo(_Strict):
     metrics: dict[str, float]
     cv_metrics: dict[str, dict[str, float]]
     params: dict[str, Any]
-    seed: int
+    seed: int | None
     dataset: dict[str, Any]
-    libraries: dict[str, str]
+    libraries: dict[str, str | None]
     git_commit: str | None
     digest: str
     signed: bool

@@ -54,7 +54,7 @@ def test_metadata_has_every_field_and_each_is_right(tmp_path: Path) -> None:
     )
     assert meta.feature_names == dataset.feature_names
     for i, feature in enumerate(meta.features):
-        assert feature.dtype == "number"
+        assert (feature.type, feature.dtype, feature.nullable) == ("number", "float64", False)
         assert feature.min == X_train[:, i].min()
         assert feature.max == X_train[:, i].max()
         assert feature.mean == pytest.approx(X_train[:, i].mean())
