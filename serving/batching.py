@@ -37,6 +37,8 @@ class RequestInfo:
     started: float
     """time.perf_counter() when it arrived, for its latency."""
     client_id: str | None
+    client_request_id: str | None = None
+    """The client's own id for the request, kept as a correlation id."""
 
 
 @dataclass(slots=True)
@@ -142,6 +144,7 @@ class MicroBatcher:
             probabilities=result.probabilities,
             latency_ms=(time.perf_counter() - request.started) * 1000.0,
             client_id=request.client_id,
+            client_request_id=request.client_request_id,
         )
 
     def _observe(self, result: Prediction) -> None:

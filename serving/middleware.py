@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -21,8 +20,8 @@ REQUEST_ID_HEADER = b"x-request-id"
 
 
 class RequestContextMiddleware:
-    """Assigns the request id (the client's ``X-Request-ID`` when it is a UUID), echoes it,
-    and counts and times every request by route and status."""
+    """Makes the request's id (a new UUIDv7; the client's ``X-Request-ID`` is kept as a
+    correlation id and echoed), and counts and times every request by route and status."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
@@ -33,8 +32,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        request_id = new_request_id()
         try:
-            request_id = request_id_from(_header(scope, REQUEST_ID_HEADER))
+            client_request_id = client_request_id_from(_header(scope, REQUEST_ID_HEADER))
         except InvalidInputError as exc:
             new_id = new_request_id().encode()
             await send_json(send, 422, {"detail": exc.detail}, [(REQUEST_ID_HEADER, new_id)])
@@ -42,10 +42,11 @@ class RequestContextMiddleware:
             return
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        state["client_request_id"] = client_request_id
         state["started"] = started
         state["arrived"] = time.time()
         status = 500
-        id_header = (REQUEST_ID_HEADER, request_id.encode())
+        id_header = (REQUEST_ID_HEADER, (client_request_id or request_id).encode())
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -133,15 +134,20 @@ def new_request_id() -> str:
 _VARIANT = {f"{d:x}": f"{0x8 | (d & 0x3):x}" for d in range(16)}
 
 
-def request_id_from(supplied: bytes | None) -> str:
-    """The client's X-Request-ID in canonical form, or a new UUID4 when none was sent."""
+MAX_CLIENT_REQUEST_ID = 128
+
+
+def client_request_id_from(supplied: bytes | None) -> str | None:
+    """The client's X-Request-ID, a correlation id of at most 128 printable ASCII characters
+    (None when absent). It never keys the log: the server makes its own id per request."""
     if supplied is None:
-        return new_request_id()
-    try:
-        return str(uuid.UUID(supplied.decode("latin-1")))
-    except ValueError:
-        problem = entry(["header", "x-request-id"], "X-Request-ID must be a UUID", "uuid_parsing")
-        raise InvalidInputError([problem]) from None
+        return None
+    if not 0 < len(supplied) <= MAX_CLIENT_REQUEST_ID or not all(
+        0x20 <= b < 0x7F for b in supplied
+    ):
+        msg = f"X-Request-ID must be 1 to {MAX_CLIENT_REQUEST_ID} printable ASCII characters"
+        raise InvalidInputError([entry(["header", "x-request-id"], msg, "string_pattern")])
+    return supplied.decode("ascii")
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:

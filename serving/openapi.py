@@ -69,12 +69,14 @@ _PREDICT_COMPONENTS = models_json_schema(
     ref_template="#/components/schemas/{model}",
 )[1]["$defs"]
 _REQUEST_ID = {"type": "string", "format": "uuid"}
+_CLIENT_REQUEST_ID = {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[ -~]+$"}
 _PREDICT_OPERATION: dict[str, Any] = {
     "summary": "Predict one or many instances",
     "description": (
         "Instances keyed by feature name, or arrays in the model's feature order (see "
-        "GET /model). Send `X-Request-ID: <uuid>` so that a retried request is logged once; "
-        "the id is echoed in the response header and body."
+        "GET /model). Every answer gets its own `request_id` (a UUIDv7), the key of its rows "
+        "in the prediction log. An `X-Request-ID` you send is your correlation id: echoed in "
+        "the response header and stored with the rows as `client_request_id`."
     ),
     "operationId": "predict",
     "parameters": [
@@ -82,8 +84,8 @@ _PREDICT_OPERATION: dict[str, Any] = {
             "name": "X-Request-ID",
             "in": "header",
             "required": False,
-            "schema": _REQUEST_ID,
-            "description": "Client-chosen request id (a UUID); generated when absent.",
+            "schema": _CLIENT_REQUEST_ID,
+            "description": "Your correlation id (1-128 printable ASCII characters).",
         }
     ],
     "requestBody": {
@@ -93,7 +95,12 @@ _PREDICT_OPERATION: dict[str, Any] = {
     "responses": {
         "200": {
             **_json("PredictResponse", "Predictions, logged before this response was sent."),
-            "headers": {"X-Request-ID": {"schema": _REQUEST_ID}},
+            "headers": {
+                "X-Request-ID": {
+                    "schema": _CLIENT_REQUEST_ID,
+                    "description": "Your X-Request-ID, or the request_id when you sent none.",
+                }
+            },
         },
         **{
             str(status): _json(

@@ -10,6 +10,7 @@ route is served here; serving/openapi.py documents it like any other route.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,7 +25,7 @@ from serving.errors import (
     UnsupportedMediaTypeError,
     entry,
 )
-from serving.middleware import new_request_id, request_id_from, send_json
+from serving.middleware import client_request_id_from, new_request_id, send_json
 from serving.model import LoadedModel, Prediction
 from serving.predlog.records import LogFullError, LogUnavailableError
 from serving.state import AppState
@@ -51,17 +52,18 @@ class PredictEndpoint:
         started = time.perf_counter()
         arrived = time.time()
         headers = dict(scope["headers"])
-        request_id = ""
+        request_id = new_request_id()
+        client_request_id = None
         extra: dict[str, str] = {}
         try:
-            request_id = request_id_from(headers.get(b"x-request-id"))
-            payload = await self._predict(headers, receive, request_id, started, arrived)
+            client_request_id = client_request_id_from(headers.get(b"x-request-id"))
+            info = RequestInfo(request_id, arrived, started, None, client_request_id)
+            payload = await self._predict(headers, receive, info)
             status = 200
         except ApiError as exc:
             status, payload, extra = exc.status, {"detail": exc.detail}, exc.headers
-            request_id = request_id or new_request_id()
         headers_out = [
-            (b"x-request-id", request_id.encode()),
+            (b"x-request-id", (client_request_id or request_id).encode()),
             *((name.encode(), value.encode()) for name, value in extra.items()),
         ]
         await send_json(send, status, payload, headers_out)
@@ -71,9 +73,7 @@ class PredictEndpoint:
         self,
         headers: dict[bytes, bytes],
         receive: Receive,
-        request_id: str,
-        started: float,
-        arrived: float,
+        info: RequestInfo,
     ) -> dict[str, Any]:
         state = self.state
         settings = state.settings
@@ -92,9 +92,7 @@ class PredictEndpoint:
         model = batcher.model
         matrix = parse_instances(body, model.features, settings.max_batch_rows)
         try:
-            result = await batcher.predict(
-                matrix, RequestInfo(request_id, arrived, started, client)
-            )
+            result = await batcher.predict(matrix, replace(info, client_id=client))
         except ValueError as exc:
             # Finite but extreme values can still overflow inside a pipeline's arithmetic.
             msg = f"The model cannot predict these values: {exc}"
@@ -109,7 +107,7 @@ class PredictEndpoint:
             raise ServiceUnavailableError(
                 f"prediction log unavailable: {exc}", retry_after=5
             ) from None
-        return _response(request_id, model, result)
+        return _response(info.request_id, model, result)
 
 
 def _require_json(content_type: bytes | None) -> None:

@@ -160,6 +160,9 @@ class LoggedRow(_Strict):
     probabilities: dict[str, float] | None
     latency_ms: float
     client_id: str | None
+    client_request_id: str | None = Field(
+        description="The client's X-Request-ID (or inference request id), when it sent one."
+    )
 
 
 class PredictionsPage(_Strict):

@@ -1,7 +1,7 @@
 """The spool's line format: one PostgreSQL COPY text row per predicted instance.
 
 A segment is a header line, then rows exactly as ``COPY predictions (COLUMNS) FROM STDIN``
-reads them: ten tab-separated fields, backslash escapes, ``\\N`` for NULL. The appender
+reads them: eleven tab-separated fields, backslash escapes, ``\\N`` for NULL. The appender
 pays for encoding once, on the request path, where the arrays are at hand; the writer
 then streams segment bytes into COPY without parsing or re-printing a single number
 (the SQLite store parses them, off the request path).
@@ -18,11 +18,13 @@ import orjson
 
 from serving.predlog.records import ModelSchema, PredictionRecord
 
-HEADER = b"#skship-spool 2\n"
+HEADER = b"#skship-spool 3\n"
 """First line of every segment: the format version (never a row: rows start with a UUID)."""
-FIELDS = 10
+HEADER_V2 = b"#skship-spool 2\n"
+"""Format 2 (before client_request_id): ten fields; ``upgrade`` adds the eleventh."""
+FIELDS = 11
 """request_id, row_index, created_at, model_name, model_version, features, prediction,
-probabilities, latency_ms, client_id: the order of ``sql.COLUMNS``."""
+probabilities, latency_ms, client_id, client_request_id: the order of ``sql.COLUMNS``."""
 NULL = b"\\N"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f+00"
 """created_at as written in a row (UTC); fixed width, parsed back by ``row_time``."""
@@ -75,9 +77,10 @@ class RowEncoder:
         """The record's rows, each ending in a newline."""
         head = b"%b\t" % record.request_id.encode()
         middle = b"\t%b\t%b\t" % (time_text(record.created_at), self._model)
-        tail = b"\t%r\t%b\n" % (
+        tail = b"\t%r\t%b\t%b\n" % (
             float(record.latency_ms),
             NULL if record.client_id is None else escape(record.client_id),
+            NULL if record.client_request_id is None else escape(record.client_request_id),
         )
         features = _rows(record.features)
         if len(features) != len(record.predictions):
@@ -127,8 +130,19 @@ def _fill(template: bytes | None, numbers: bytes) -> bytes:
 _UNESCAPES = {b"\\": b"\\", b"t": b"\t", b"n": b"\n", b"r": b"\r"}
 
 
+def upgrade(segment: bytes) -> bytes | None:
+    """A format-2 segment's bytes as format 3 (each row gains a NULL client_request_id);
+    None when ``segment`` is not format 2. A torn last line stays torn."""
+    if not segment.startswith(HEADER_V2):
+        return None
+    body = segment[len(HEADER_V2) :]
+    complete, _, torn = body.rpartition(b"\n")
+    rows = complete.replace(b"\n", b"\t" + NULL + b"\n") + b"\t" + NULL + b"\n" if complete else b""
+    return HEADER + rows + torn
+
+
 def parse(line: bytes) -> list[str | None]:
-    """A spooled row's ten fields as text (None for NULL), escapes undone."""
+    """A spooled row's fields as text (None for NULL), escapes undone."""
     fields = line.rstrip(b"\n").split(b"\t")
     if len(fields) != FIELDS:
         raise ValueError(f"a row has {len(fields)} fields, not {FIELDS}")

@@ -42,6 +42,8 @@ class PredictionRecord:
     """(rows, classes) float64, columns in ``model.classes`` order; None for regressors."""
     latency_ms: float
     client_id: str | None = None
+    client_request_id: str | None = None
+    """The client's own id for the request (X-Request-ID, or an inference request's id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,7 @@ class LoggedPrediction:
     probabilities: dict[str, float] | None
     latency_ms: float
     client_id: str | None
+    client_request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.predlog import lines
 from serving.predlog.lines import HEADER, RowEncoder, TimeText
 from serving.predlog.records import (
     LogFullError,
@@ -108,7 +109,7 @@ class Spool:
         self._lock_fd = fd
         self._accepting = True
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
-            data = path.read_bytes()
+            data = _upgraded(path, path.read_bytes())
             self._segments.append(Segment(path, len(data), sealed=True, synced=len(data)))
             self._bytes += len(data)
             self.leftover_rows += data.count(b"\n") - data.count(HEADER)
@@ -281,3 +282,18 @@ class Spool:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
+
+
+def _upgraded(path: Path, data: bytes) -> bytes:
+    """A segment left by an older version, rewritten (atomically) in today's row format."""
+    upgraded = lines.upgrade(data)
+    if upgraded is None:
+        return data
+    tmp = path.with_name(f".{path.name}.upgrade")
+    with open(tmp, "wb") as handle:
+        handle.write(upgraded)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    logger.info("upgraded spool segment %s to the current row format", path.name)
+    return upgraded

@@ -54,7 +54,9 @@ def test_model_describes_version_schema_metrics_and_digest(
     body = client.get("/model").json()
     assert body["version"] == meta.version
     assert [f["name"] for f in body["features"]] == meta.feature_names
-    assert set(body["features"][0]) == {"name", "dtype", "min", "max", "mean", "std"}
+    assert set(body["features"][0]) == {
+        "name", "type", "nullable", "dtype", "min", "max", "mean", "std", "categories",
+    }  # fmt: skip
     assert body["classes"] == ["benign", "malignant"]
     assert body["metrics"] == meta.metrics
     assert body["libraries"]["scikit_learn"] == meta.libraries.scikit_learn

@@ -189,7 +189,7 @@ def test_export_of_an_empty_range_is_just_the_header(
     future = datetime.now(UTC) + timedelta(days=1)
     assert _export(url, "csv", Filters(since=future)).decode().splitlines() == [
         "request_id,row_index,created_at,model_name,model_version,features,prediction,"
-        "probabilities,latency_ms,client_id"
+        "probabilities,latency_ms,client_id,client_request_id"
     ]
     assert _export(url, "jsonl", Filters(since=future)) == b""
 
