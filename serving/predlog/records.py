@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,8 +34,9 @@ class PredictionRecord:
     created_at: float
     """Unix time (seconds) when the request arrived."""
     model: ModelSchema
-    features: np.ndarray
-    """(rows, features) float64, columns in ``model.feature_names`` order."""
+    features: np.ndarray | list[list[Any]]
+    """(rows, features) float64, columns in ``model.feature_names`` order; or, for a typed
+    model, one list of JSON values (numbers, strings, booleans, None) per row."""
     predictions: Sequence[str] | Sequence[float] | np.ndarray
     """One per row: the class label (str) of a classifier, the value of a regressor."""
     probabilities: np.ndarray | None
@@ -55,7 +56,8 @@ class LoggedPrediction:
     created_at: datetime
     model_name: str
     model_version: str
-    features: dict[str, float]
+    features: dict[str, Any]
+    """By feature name, typed as sent: numbers, strings, booleans, None."""
     prediction: str
     probabilities: dict[str, float] | None
     latency_ms: float
