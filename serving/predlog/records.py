@@ -97,6 +97,9 @@ class LogStatus:
     reason: str | None
     store: str
     """'postgresql', 'sqlite' or 'disabled'."""
+    store_problem: str | None
+    """The store refuses this configuration (no such database, a wrong password...): records
+    are spooled, but nothing will reach the store until someone fixes it; not ready."""
     store_reachable: bool
     spooled_bytes: int
     oldest_unwritten_age_s: float | None

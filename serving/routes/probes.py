@@ -49,6 +49,8 @@ def readiness(state: AppState) -> dict[str, Any]:
     log = state.log.status()
     if not log.accepting:
         reasons.append(f"prediction log not accepting records: {log.reason}")
+    if log.store_problem is not None:
+        reasons.append(f"prediction store misconfigured: {log.store_problem}; see the server log")
     default_model = default.model if default is not None else None
     return {
         "status": "not ready" if reasons else "ready",
