@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+from serving.artifact.layout import CURRENT_POINTER
 from serving.settings import Settings
 from tests.deploy.manifests import (
     DEPLOY,
@@ -44,7 +45,6 @@ SHUTDOWN_MARGIN = 5
 NOT_SETTINGS = {
     "WORKERS": "serve --workers (issue 15, item 1) is being built in another branch",
     "PROTOCOL": "KServe reads it: the custom container's protocol",
-    "STORAGE_URI": "KServe reads it: the volume to mount at /mnt/models",
 }
 
 SERVE_WORKLOADS = {
@@ -158,7 +158,7 @@ def test_pods_run_hardened(name: str) -> None:
     assert (pod_security["runAsUser"], pod_security["runAsGroup"]) == (10001, 10001)
     assert pod_security["seccompProfile"] == {"type": "RuntimeDefault"}
     assert spec["automountServiceAccountToken"] is False
-    for item in spec["containers"]:
+    for item in spec["containers"] + spec.get("initContainers", []):
         security = item["securityContext"]
         assert security["allowPrivilegeEscalation"] is False
         assert security["readOnlyRootFilesystem"] is True
@@ -171,12 +171,6 @@ def test_pods_run_hardened(name: str) -> None:
 @pytest.mark.parametrize("name", list(SERVE_WORKLOADS))
 def test_serve_mounts_the_models_read_only(name: str) -> None:
     doc = serve(name)
-    if name == "inferenceservice":
-        # KServe mounts the claim of STORAGE_URI read-only at /mnt/models.
-        env = env_of(container(doc))
-        assert env["STORAGE_URI"]["value"] == "pvc://skship-models"
-        assert env["MODELS_DIR"]["value"] == "/mnt/models"
-        return
     volumes = {v["name"]: v for v in pod_spec(doc)["volumes"]}
     mounts = {m["name"]: m for m in container(doc)["volumeMounts"]}
 
@@ -199,6 +193,23 @@ def test_train_writes_the_models_volume_serve_reads() -> None:
     assert one(DEPLOY / "kubernetes/base/models-pvc.yaml", "PersistentVolumeClaim")["spec"][
         "accessModes"
     ] == ["ReadWriteMany"]
+
+
+@pytest.mark.parametrize("name", list(SERVE_WORKLOADS))
+def test_serve_waits_for_the_model_train_writes(name: str) -> None:
+    doc = serve(name)
+    (waiting,) = pod_spec(doc)["initContainers"]
+    serving = container(doc)
+    mounts = {m["name"]: m for m in waiting["volumeMounts"]}
+
+    assert waiting["image"] == serving["image"]
+    assert mounts["models"]["readOnly"] is True
+    assert env_of(waiting)["MODELS_DIR"] == env_of(serving)["MODELS_DIR"]
+    assert env_of(waiting)["MODEL_NAME"]["valueFrom"]["configMapKeyRef"] == {
+        "name": "skship-config",
+        "key": "MODEL_NAME",
+    }
+    assert f'"{CURRENT_POINTER}"' in waiting["command"][-1]
 
 
 def test_train_fails_at_once_on_bad_input_and_a_refusing_gate() -> None:

@@ -11,6 +11,9 @@ only where podman needs it (the "test overlay", ``for_podman`` and friends below
 - serve's ``http`` port gets a ``hostPort`` on 127.0.0.1, and its liveness and startup probes
   go: podman 4.3 turns an ``httpGet`` probe into a ``curl`` command run inside the container
   (the image has no curl, on purpose) and a named port into port 0;
+- serve's init container (wait-for-model) runs in a Pod of its own, as that pod's container:
+  podman 4.3 removes an init container right after starting it, fails when it has not exited
+  yet, and so fails the pod;
 - the Secrets become podman secrets (a JSON object of base64 values, what podman 4.3 reads);
 - PostgreSQL is a Pod of the stand-in ``postgres:16`` image with
   serving/predlog/sql/roles.sh as its init script, on a network of its own where pods reach
@@ -79,7 +82,8 @@ def pod_spec(doc: Doc) -> Doc:
 def with_images(doc: Doc, images: dict[str, str]) -> Doc:
     """``doc`` with each container's image replaced by ``images[its repository]``."""
     out = copy.deepcopy(doc)
-    for container in pod_spec(out)["containers"]:
+    spec = pod_spec(out)
+    for container in spec["containers"] + spec.get("initContainers", []):
         repository = container["image"].split(":", 1)[0]
         container["image"] = images[repository]
     return out
@@ -130,7 +134,9 @@ def statefulset_as_pod(statefulset: Doc, ordinal: int) -> tuple[Doc, list[Doc]]:
 def serve_for_podman(workload: Doc, host_port: int) -> Doc:
     """The serve pod with a hostPort and without the probes podman cannot run."""
     out = copy.deepcopy(workload)
-    (container,) = pod_spec(out)["containers"]
+    spec = pod_spec(out)
+    spec.pop("initContainers")
+    (container,) = spec["containers"]
     container.pop("livenessProbe")
     container.pop("startupProbe")
     (port,) = container["ports"]
@@ -345,6 +351,31 @@ class KubePlay:
         drain["value"] = str(drain_seconds)
         self.volumes.append(claim["metadata"]["name"])
         return pod, claim
+
+    def play_wait_for_model(self, suffix: str, model_name: str | None = None) -> str:
+        """serve's init container alone in a Pod (with MODEL_NAME replaced, if given)."""
+        (deployment,) = load("deployment/serve-deployment.yaml")
+        spec = pod_spec(with_images(renamed(deployment, self.names), self.images))
+        (waiting,) = spec["initContainers"]
+        if model_name is not None:
+            waiting["env"] = [
+                {"name": "MODEL_NAME", "value": model_name} if env["name"] == "MODEL_NAME" else env
+                for env in waiting["env"]
+            ]
+        name = f"{self.prefix}-{suffix}"
+        pod: Doc = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name},
+            "spec": {
+                "restartPolicy": "Never",
+                "securityContext": spec["securityContext"],
+                "containers": [waiting],
+                "volumes": [v for v in spec["volumes"] if v["name"] == "models"],
+            },
+        }
+        self.play(suffix, [self.config, pod])
+        return self.container(name, waiting["name"])
 
     def wait_postgres(self, timeout: float = 120) -> None:
         # Over TCP: the image's init runs a socket-only server first.

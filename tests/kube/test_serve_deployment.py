@@ -6,6 +6,7 @@ The last test stops the serve pod; keep it last.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import httpx
@@ -104,6 +105,22 @@ def test_the_spool_is_on_its_volume(kube: KubePlay) -> None:
     done = kube.exec(kube.serve_container, "ls", "-A", "/var/lib/skship/spool")
 
     assert ".lock" in done.stdout.split()
+
+
+def test_wait_for_model_lets_serve_start_once_the_model_exists(kube: KubePlay) -> None:
+    container = kube.play_wait_for_model("wait-present")
+
+    assert kube.wait_exit(container, timeout=60) == 0
+
+
+def test_wait_for_model_holds_serve_back_while_there_is_none(kube: KubePlay) -> None:
+    container = kube.play_wait_for_model("wait-absent", model_name="not_trained_yet")
+    deadline = time.monotonic() + 30
+    while "waiting for" not in kube.logs(container) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+    assert kube.state(container)["Status"] == "running"
+    assert "waiting for /models/not_trained_yet/current" in kube.logs(container)
 
 
 def test_sigterm_drains_the_log_and_exits_0(kube: KubePlay) -> None:
