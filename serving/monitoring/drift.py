@@ -266,4 +266,4 @@ def _unavailable(name: str, kind: str, profile: FeatureProfile | None) -> Column
 
 def _bin_label(edges: list[float], i: int) -> str:
     close = "]" if i == len(edges) - 2 else ")"
-    return f"[{edges[i]:.4g}, {edges[i + 1]:.4g}{close}"
+    return f"[{edges[i]:.3g}, {edges[i + 1]:.3g}{close}"
