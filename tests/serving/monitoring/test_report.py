@@ -41,7 +41,7 @@ MARKER = 123456.789012
 """A live value that must not reach the report (it holds aggregates, never rows)."""
 
 
-def log_traffic(zoo: Zoo, url: str) -> list[str]:
+def log_traffic(zoo: Zoo, url: str, start: float = T0) -> list[str]:
     """Both versions answer 600 rows each, 30 s apart; the current one's later half has two
     features shifted by a training std; a third of the rows get labels. Returns request ids."""
     rng = np.random.default_rng(7)
@@ -63,14 +63,14 @@ def log_traffic(zoo: Zoo, url: str) -> list[str]:
             features = dict(zip(names, map(float, X[i]), strict=True))
             if i == 0:
                 features["mean radius"] = MARKER
-            moment = at(T0 + k * 6 * 3600 + i * 30)
+            moment = at(start + k * 6 * 3600 + i * 30)
             probabilities = dict(zip(classes, map(float, proba[i]), strict=True))
             rows.append(
                 Logged(metadata.name, metadata.version, features, str(predicted[i]), moment,
                        probabilities, rid)
             )  # fmt: skip
             if i % 3 == 0:
-                labels.append(FeedbackRecord(rid, 0, str(predicted[i]), T0 + i))
+                labels.append(FeedbackRecord(rid, 0, str(predicted[i]), start + i))
     insert_predictions(url, rows)
     store = PostgresStore(url) if is_postgres(url) else SqliteStore(url)
     store.open()
