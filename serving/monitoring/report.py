@@ -22,6 +22,12 @@ from serving.monitoring.registry import Registry
 INTERVALS = (60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400)
 """Bucket widths the time plots choose from: the smallest giving at most MAX_BUCKETS."""
 MAX_BUCKETS = 48
+MAX_PLOTS = 60
+"""Feature plots at most (drifted ones always): the rest are listed, so hundreds of features
+keep the file within a few hundred KB."""
+MAX_CELLS = 24
+"""Categories shown per plot: the largest by reference and live share, the rest as one bar."""
+OTHER = "(other)"
 _ORDER = {"drifted": 0, "stable": 1, "insufficient_data": 2, "not_available": 3}
 
 
@@ -190,10 +196,15 @@ def _drift_section(found: DriftReport) -> str:
     columns = sorted(found.features, key=_severity)
     if found.prediction is not None:
         columns.insert(0, found.prediction)
-    charts = [_column_chart(c) for c in columns if c.histogram is not None]
-    missing = [c for c in columns if c.histogram is None]
+    plotted = [c for c in columns if c.histogram is not None]
+    limit = max(MAX_PLOTS, sum(1 for c in plotted if c.drifted))
+    charts = [_column_chart(c) for c in plotted[:limit]]
+    listed = plotted[limit:] + [c for c in columns if c.histogram is None]
     rest = "".join(
-        f"<li>{svg.escape(c.name)}: {svg.escape(c.note or c.status)}</li>" for c in missing
+        f"<li>{svg.escape(c.name)}: {svg.escape(c.status.replace('_', ' '))}"
+        f"{', ' + _value(c) if c.value is not None else ''}"
+        f"{' (' + svg.escape(c.note) + ')' if c.note else ''}</li>"
+        for c in listed
     )
     listing = f"<ul>{rest}</ul>" if rest else ""
     return f"{head}{intro}<div class='grid'>{''.join(charts)}</div>{listing}"
@@ -210,19 +221,38 @@ def _column_chart(column: ColumnDrift) -> str:
     if hist is None:
         return ""
     ref_total, live_total = sum(hist.reference) or 1, sum(hist.live) or 1
+    cells, reference, live = _fold(hist.cells, hist.reference, hist.live)
     live_color = svg.DRIFTED if column.drifted else svg.LIVE
     groups = [
-        svg.Group("reference", [n / ref_total for n in hist.reference], svg.REFERENCE),
-        svg.Group("live", [n / live_total for n in hist.live], live_color),
+        svg.Group("reference", [n / ref_total for n in reference], svg.REFERENCE),
+        svg.Group("live", [n / live_total for n in live], live_color),
     ]
     verdict = column.status.replace("_", " ")
-    value = (
-        f"{'p' if column.statistic == 'chi_square_p_value' else 'JS'} = {text.number(column.value)}"
-    )
-    chart = svg.bars(
-        hist.cells, groups, title=f"{column.name}: {verdict}, {value}", y_label="share"
-    )
+    title = f"{column.name}: {verdict}, {_value(column)}"
+    chart = svg.bars(cells, groups, title=title, y_label="share")
     return f"<figure class='{svg.escape(column.status)}'>{chart}</figure>"
+
+
+def _value(column: ColumnDrift) -> str:
+    name = "p" if column.statistic == "chi_square_p_value" else "JS"
+    return f"{name} = {text.number(column.value)}"
+
+
+def _fold(
+    cells: list[str], reference: list[int], live: list[int]
+) -> tuple[list[str], list[int], list[int]]:
+    """At most MAX_CELLS bars: the cells with the largest shares, the rest summed as one."""
+    if len(cells) <= MAX_CELLS:
+        return cells, reference, live
+    ref_total, live_total = sum(reference) or 1, sum(live) or 1
+    weight = [max(r / ref_total, v / live_total) for r, v in zip(reference, live, strict=True)]
+    keep = sorted(sorted(range(len(cells)), key=lambda i: -weight[i])[: MAX_CELLS - 1])
+    dropped = [i for i in range(len(cells)) if i not in set(keep)]
+    return (
+        [cells[i] for i in keep] + [OTHER],
+        [reference[i] for i in keep] + [sum(reference[i] for i in dropped)],
+        [live[i] for i in keep] + [sum(live[i] for i in dropped)],
+    )
 
 
 def _duration(seconds: int, one: str = "") -> str:

@@ -19,6 +19,8 @@ import pytest
 from PIL import Image
 
 from serving.monitoring import report, svg
+from serving.monitoring.drift import ColumnDrift, DriftReport, Histogram
+from serving.monitoring.quality import QualityReport
 from serving.monitoring.queries import Window
 from serving.monitoring.registry import Registry
 from serving.predlog.feedback import FeedbackRecord
@@ -175,3 +177,39 @@ def test_chromium_draws_the_report(built: tuple[str, list[str]], tmp_path: Path)
     assert (pixels.min(axis=2) < 200).mean() > 0.05  # ink, not only background
     for color in (svg.REFERENCE, svg.LIVE, svg.DRIFTED, svg.PALETTE[1]):
         assert _share(pixels, color) > 0.001, f"no {color} drawn"
+
+
+def test_hundreds_of_features_and_categories_stay_within_a_few_hundred_kb() -> None:
+    """Plots are capped (drifted first, the rest listed) and so are bars per plot."""
+    numbers = [
+        ColumnDrift(
+            name=f"feature {i}", kind="number", status="drifted" if i < 5 else "stable",
+            drifted=i < 5, statistic="jensen_shannon_distance", value=0.5 if i < 5 else 0.01,
+            threshold=0.1, rows=1000, reference_rows=5000,
+            histogram=Histogram(cells=[f"[{j}, {j + 1})" for j in range(10)],
+                                reference=[500] * 10, live=[100] * 10, edges=list(range(11))),
+        )
+        for i in range(400)
+    ]  # fmt: skip
+    many = [f"city {j}" for j in range(300)]
+    city = ColumnDrift(
+        name="city", kind="category", status="stable", drifted=False,
+        statistic="jensen_shannon_distance", value=0.02, threshold=0.1, rows=1000,
+        reference_rows=5000, histogram=Histogram(cells=many, reference=[10] * 300, live=[3] * 300),
+    )  # fmt: skip
+    drifted = DriftReport(
+        model="big", version="20260101-000000-000000", since=None, until=None, status="ok",
+        rows=1000, statistic="jensen_shannon_distance", threshold=0.1, features=[city, *numbers],
+    )  # fmt: skip
+    overall = QualityReport(
+        model="big", task="classification", since=None, until=None, metrics=["accuracy"],
+        versions=[],
+    )  # fmt: skip
+    html = report.render(
+        drifted, overall, shares=[], points=[], seconds=3600, classes=[],
+        generated_at=at(T0),
+    )  # fmt: skip
+    assert len(html.encode()) < 400 * 1024
+    assert html.count("<figure class=") == report.MAX_PLOTS
+    assert "feature 399: stable, JS = 0.0100" in html  # listed, not plotted
+    assert html.index("feature 0:") < html.index("city:")
