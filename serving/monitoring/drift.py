@@ -120,7 +120,8 @@ def histogram(profile: FeatureProfile, live: Mapping[str, int], rows: int) -> Hi
         if unseen:
             cells, reference, counted = [*cells, UNSEEN], [*reference, 0], [*counted, unseen]
         edges = None
-    missing = rows - sum(counted)
+    # Rows and cells come from two queries: rows logged in between must not make it negative.
+    missing = max(rows - sum(counted), 0)
     if profile.missing or missing:
         cells, reference, counted = (
             [*cells, MISSING], [*reference, profile.missing], [*counted, missing],

@@ -52,6 +52,12 @@ def test_a_number_histogram_has_a_missing_cell_only_when_needed() -> None:
     assert (gaps.reference[-1], gaps.live[-1]) == (0, 3)
 
 
+def test_rows_logged_between_the_two_queries_never_make_missing_negative() -> None:
+    found = histogram(NUMBER, {"0": 5, "2": 7}, rows=10)
+    assert found.cells[-1] != MISSING
+    assert found.live == [5, 0, 7]
+
+
 def test_a_category_histogram_gathers_unseen_values_and_missing_ones() -> None:
     found = histogram(COLOUR, {"red": 4, "green": 2, "mauve": 1}, rows=9)
     assert found.cells == ["red", "blue", UNSEEN, MISSING]
