@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from serving.predlog import metrics
+from serving.predlog.migrations import SchemaError
 from serving.predlog.postgres import PostgresStore
 from serving.predlog.queries import Filters, PostgresQueries, Queries, SqliteQueries
 from serving.predlog.records import (
@@ -96,10 +97,10 @@ class DurablePredictionLog:
             self.store.open()
             self.store.prepare()
             self.writer.schema_ready = True
-        except StoreUnavailableError as exc:
+        except (StoreUnavailableError, SchemaError) as exc:
             # Not fatal: records are spooled until the store is back (and migrated then).
             logger.warning("prediction store unavailable at startup: %s", exc)
-            self.writer.reachable, self.writer.last_error = False, str(exc)
+            self.writer.note_unavailable(exc)
         except BaseException:
             self.store.close()
             self.spool.close()
@@ -135,6 +136,7 @@ class DurablePredictionLog:
             accepting=reason is None,
             reason=reason,
             store=self.store.kind,
+            store_problem=self.writer.misconfigured,
             store_reachable=self.writer.reachable,
             spooled_bytes=self.spool.spooled_bytes,
             oldest_unwritten_age_s=self._oldest_age(),
@@ -209,7 +211,7 @@ class DisabledPredictionLog:
         pass
 
     def status(self) -> LogStatus:
-        return LogStatus(True, None, "disabled", True, 0, None)
+        return LogStatus(True, None, "disabled", None, True, 0, None)
 
     def query_page(
         self,

@@ -25,7 +25,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from serving.predlog import lines, migrations, sql
 from serving.predlog.feedback import FeedbackRecord
 from serving.predlog.reader import Rows
-from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError
+from serving.predlog.store import (
+    Encoded,
+    RowsRejectedError,
+    StoreMisconfiguredError,
+    StoreUnavailableError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +83,7 @@ class PostgresStore:
             with psycopg.connect(self.url, autocommit=True, **self._kwargs) as conn:
                 applied = migrations.prepare_postgres(conn)
         except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(f"cannot reach PostgreSQL: {exc}") from exc
+            raise unavailable("cannot reach PostgreSQL", exc) from exc
         for migration in applied:
             logger.info("applied migration %04d_%s", migration.version, migration.name)
 
@@ -101,7 +106,9 @@ class PostgresStore:
         except _REJECTED as exc:
             raise RowsRejectedError(str(exc)) from exc
         except errors.InsufficientPrivilege as exc:
-            raise StoreUnavailableError(f"the log's database role may not insert: {exc}") from exc
+            raise StoreMisconfiguredError("the database role may not insert", str(exc)) from exc
+        except psycopg.OperationalError as exc:
+            raise unavailable("PostgreSQL write failed", exc) from exc
         except (psycopg.Error, PoolTimeout) as exc:
             raise StoreUnavailableError(f"PostgreSQL write failed: {exc}") from exc
 
@@ -168,6 +175,24 @@ class PostgresStore:
 
     def close(self) -> None:
         self._pool.close(timeout=1.0)
+
+
+# libpq reports these at connection time with no SQLSTATE, so they are told by their text.
+_MISCONFIGURED = (
+    ("database", "does not exist", "the database does not exist"),
+    ("role", "does not exist", "the database role does not exist"),
+    ("password authentication failed", "", "the database refused the password"),
+    ("no pg_hba.conf entry", "", "the database refuses connections from this host or role"),
+)
+
+
+def unavailable(context: str, exc: psycopg.Error) -> StoreUnavailableError:
+    """A connection error: misconfigured (it will not heal by itself) or just unavailable."""
+    text = str(exc)
+    for first, second, problem in _MISCONFIGURED:
+        if first in text and second in text:
+            return StoreMisconfiguredError(problem, f"{context}: {text}")
+    return StoreUnavailableError(f"{context}: {text}")
 
 
 def _copy(cur: psycopg.Cursor[Any], statement: str, chunks: list[bytes]) -> None:

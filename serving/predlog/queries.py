@@ -243,8 +243,8 @@ def _version_stats(
 
 
 def _sqlite_item(row: tuple[Any, ...]) -> LoggedPrediction:
-    rid, index, created, name, version, features, prediction, probs, latency, client = row
+    rid, index, created, name, version, features, prediction, probs, latency, client, cid = row
     return LoggedPrediction(
         rid, index, sqlite.from_text(created), name, version, orjson.loads(features),
-        prediction, None if probs is None else orjson.loads(probs), latency, client,
+        prediction, None if probs is None else orjson.loads(probs), latency, client, cid,
     )  # fmt: skip

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,14 +34,17 @@ class PredictionRecord:
     created_at: float
     """Unix time (seconds) when the request arrived."""
     model: ModelSchema
-    features: np.ndarray
-    """(rows, features) float64, columns in ``model.feature_names`` order."""
+    features: np.ndarray | list[list[Any]]
+    """(rows, features) float64, columns in ``model.feature_names`` order; or, for a typed
+    model, one list of JSON values (numbers, strings, booleans, None) per row."""
     predictions: Sequence[str] | Sequence[float] | np.ndarray
     """One per row: the class label (str) of a classifier, the value of a regressor."""
     probabilities: np.ndarray | None
     """(rows, classes) float64, columns in ``model.classes`` order; None for regressors."""
     latency_ms: float
     client_id: str | None = None
+    client_request_id: str | None = None
+    """The client's own id for the request (X-Request-ID, or an inference request's id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +56,13 @@ class LoggedPrediction:
     created_at: datetime
     model_name: str
     model_version: str
-    features: dict[str, float]
+    features: dict[str, Any]
+    """By feature name, typed as sent: numbers, strings, booleans, None."""
     prediction: str
     probabilities: dict[str, float] | None
     latency_ms: float
     client_id: str | None
+    client_request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,9 @@ class LogStatus:
     reason: str | None
     store: str
     """'postgresql', 'sqlite' or 'disabled'."""
+    store_problem: str | None
+    """The store refuses this configuration (no such database, a wrong password...): records
+    are spooled, but nothing will reach the store until someone fixes it; not ready."""
     store_reachable: bool
     spooled_bytes: int
     oldest_unwritten_age_s: float | None

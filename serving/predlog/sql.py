@@ -10,7 +10,7 @@ from __future__ import annotations
 
 COLUMN_NAMES = (
     "request_id", "row_index", "created_at", "model_name", "model_version",
-    "features", "prediction", "probabilities", "latency_ms", "client_id",
+    "features", "prediction", "probabilities", "latency_ms", "client_id", "client_request_id",
 )  # fmt: skip
 """In the order of a spooled row's fields (serving/predlog/lines.py)."""
 COLUMNS = ", ".join(COLUMN_NAMES)
@@ -53,27 +53,27 @@ PG_CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS predictions_staging (
     request_id uuid, row_index integer, created_at timestamptz, model_name text,
     model_version text, features json, prediction text, probabilities json,
-    latency_ms double precision, client_id text
+    latency_ms double precision, client_id text, client_request_id text
 ) ON COMMIT DELETE ROWS"""
 PG_COPY_STAGING = f"COPY predictions_staging ({COLUMNS}) FROM STDIN"
 PG_INSERT_FROM_STAGING = f"""
 INSERT INTO predictions ({COLUMNS})
 SELECT request_id, row_index, created_at, model_name, model_version,
-       features, prediction, probabilities, latency_ms, client_id
+       features, prediction, probabilities, latency_ms, client_id, client_request_id
 FROM predictions_staging
 ON CONFLICT DO NOTHING"""
 PG_INSERT_ROW = f"""
 INSERT INTO predictions ({COLUMNS})
 VALUES (%(request_id)s, %(row_index)s, %(created_at)s, %(model_name)s,
         %(model_version)s, %(features)s::json, %(prediction)s, %(probabilities)s::json,
-        %(latency_ms)s, %(client_id)s)
+        %(latency_ms)s, %(client_id)s, %(client_request_id)s)
 ON CONFLICT DO NOTHING"""
 PING = "SELECT 1"
 
 SQLITE_INSERT_ROW = f"""
 INSERT OR IGNORE INTO predictions ({COLUMNS})
 VALUES (:request_id, :row_index, :created_at, :model_name, :model_version, :features,
-        :prediction, :probabilities, :latency_ms, :client_id)"""
+        :prediction, :probabilities, :latency_ms, :client_id, :client_request_id)"""
 
 # -- queries -----------------------------------------------------------------------------
 
@@ -162,7 +162,7 @@ SELECT json_build_object(
     'request_id', request_id, 'row_index', row_index, 'created_at', created_at,
     'model_name', model_name, 'model_version', model_version, 'features', features,
     'prediction', prediction, 'probabilities', probabilities, 'latency_ms', latency_ms,
-    'client_id', client_id)
+    'client_id', client_id, 'client_request_id', client_request_id)
 FROM predictions{_PG_FILTERS}{_EXPORT_ORDER}
 ) TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"""
 SQLITE_EXPORT = f"SELECT {COLUMNS} FROM predictions{_SQLITE_FILTERS}{_EXPORT_ORDER}"

@@ -16,6 +16,17 @@ class StoreUnavailableError(Exception):
     """The store cannot take writes right now (down, restarting, locked): retry later."""
 
 
+class StoreMisconfiguredError(StoreUnavailableError):
+    """The store refuses this configuration (no such database or role, a wrong password, a
+    role that may not write): retrying will not help until someone fixes DATABASE_URL.
+
+    ``problem`` is our own short wording, fit for /ready; the message has the details."""
+
+    def __init__(self, problem: str, detail: str) -> None:
+        super().__init__(f"{problem}: {detail}")
+        self.problem = problem
+
+
 class RowsRejectedError(Exception):
     """The store refused these rows' values; retrying the same rows would fail again."""
 

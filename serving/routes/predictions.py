@@ -58,6 +58,7 @@ async def predictions(
             "probabilities": row.probabilities,
             "latency_ms": row.latency_ms,
             "client_id": row.client_id,
+            "client_request_id": row.client_request_id,
         }
         for row in page.items
     ]

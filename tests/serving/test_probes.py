@@ -41,7 +41,7 @@ def test_without_a_model_ready_and_predict_answer_503_with_the_reason(tmp_path: 
     assert "no current version" in ready.json()["reasons"][0]
     assert predict.status_code == 503
     assert predict.headers["retry-after"] == "5"
-    assert "no model loaded" in predict.json()["detail"]
+    assert "'breast_cancer' is not loaded" in predict.json()["detail"]
     assert model.status_code == 503
     assert health.status_code == 200
 
@@ -54,7 +54,9 @@ def test_model_describes_version_schema_metrics_and_digest(
     body = client.get("/model").json()
     assert body["version"] == meta.version
     assert [f["name"] for f in body["features"]] == meta.feature_names
-    assert set(body["features"][0]) == {"name", "dtype", "min", "max", "mean", "std"}
+    assert set(body["features"][0]) == {
+        "name", "type", "nullable", "dtype", "min", "max", "mean", "std", "categories",
+    }  # fmt: skip
     assert body["classes"] == ["benign", "malignant"]
     assert body["metrics"] == meta.metrics
     assert body["libraries"]["scikit_learn"] == meta.libraries.scikit_learn

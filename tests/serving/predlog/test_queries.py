@@ -148,6 +148,7 @@ def test_csv_export_has_a_header_and_every_row(
     assert {(r["request_id"], int(r["row_index"])) for r in rows} == set(expected_keys(records))
     first = records[0]
     row = next(r for r in rows if r["request_id"] == first.request_id and r["row_index"] == "0")
+    assert isinstance(first.features, np.ndarray)
     assert json.loads(row["features"]) == dict(
         zip(FEATURES, first.features[0].tolist(), strict=True)
     )
@@ -189,7 +190,7 @@ def test_export_of_an_empty_range_is_just_the_header(
     future = datetime.now(UTC) + timedelta(days=1)
     assert _export(url, "csv", Filters(since=future)).decode().splitlines() == [
         "request_id,row_index,created_at,model_name,model_version,features,prediction,"
-        "probabilities,latency_ms,client_id"
+        "probabilities,latency_ms,client_id,client_request_id"
     ]
     assert _export(url, "jsonl", Filters(since=future)) == b""
 
