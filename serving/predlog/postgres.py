@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import psycopg
@@ -23,6 +23,7 @@ from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from serving.predlog import lines, migrations, sql
+from serving.predlog.feedback import FeedbackRecord
 from serving.predlog.reader import Rows
 from serving.predlog.store import (
     Encoded,
@@ -129,6 +130,36 @@ class PostgresStore:
             cur.execute(sql.PG_INSERT_FROM_STAGING)
             return max(cur.rowcount, 0)
 
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> int:
+        """Upsert labels in one transaction; returns rows inserted or replaced.
+
+        COPY into a session-private staging table, then one INSERT ... ON CONFLICT DO UPDATE
+        that keeps the label received last (serving/predlog/feedback.py).
+        """
+        try:
+            staged = [_feedback_row(seq, record) for seq, record in enumerate(records)]
+        except ValueError as exc:
+            raise RowsRejectedError(str(exc)) from exc
+        try:
+            with self._pool.connection(timeout=self.connect_timeout) as conn:
+                self._busy.add(conn)
+                try:
+                    with conn.transaction(), conn.cursor() as cur:
+                        cur.execute(sql.PG_CREATE_FEEDBACK_STAGING)
+                        with cur.copy(sql.PG_COPY_FEEDBACK_STAGING) as copy:
+                            for row in staged:
+                                copy.write_row(row)
+                        cur.execute(sql.PG_UPSERT_FEEDBACK)
+                        return max(cur.rowcount, 0)
+                finally:
+                    self._busy.discard(conn)
+        except _REJECTED as exc:
+            raise RowsRejectedError(str(exc)) from exc
+        except errors.InsufficientPrivilege as exc:
+            raise StoreUnavailableError(f"the log's database role may not upsert: {exc}") from exc
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreUnavailableError(f"PostgreSQL feedback write failed: {exc}") from exc
+
     def ping(self) -> bool:
         try:
             with self._pool.connection(timeout=self.connect_timeout) as conn:
@@ -168,6 +199,13 @@ def _copy(cur: psycopg.Cursor[Any], statement: str, chunks: list[bytes]) -> None
     with cur.copy(statement) as copy:
         for chunk in chunks:
             copy.write(chunk)
+
+
+def _feedback_row(seq: int, record: FeedbackRecord) -> tuple[Any, ...]:
+    return (
+        seq, record.canonical_request_id(), record.row_index, record.label_json(),
+        record.received(), record.client_id,
+    )  # fmt: skip
 
 
 def _param_rows(rows: Rows) -> Iterator[dict[str, Any]]:

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from serving.predlog.feedback import FeedbackRecord
     from serving.predlog.reader import Rows
 
 
@@ -55,6 +58,12 @@ class Store(Protocol):
         """Insert the batch in one transaction; returns rows new to the store.
 
         Raises StoreUnavailableError (retry) or RowsRejectedError (bad values).
+        """
+
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> int:
+        """Upsert labels in one transaction, keeping for each row the one received last.
+
+        Returns rows inserted or replaced; raises like ``write``.
         """
 
     def ping(self) -> bool:
