@@ -1,4 +1,4 @@
-"""Run the app under uvicorn with the shutdown contract of DESIGN.md.
+"""Run the app under uvicorn with the shutdown contract of docs/serving.md ("Signals").
 
 SIGTERM (or SIGINT): readiness turns 503 at once, uvicorn stops accepting connections and
 lets in-flight requests finish, the lifespan flushes the prediction log, and the process

@@ -132,7 +132,8 @@ def _typed(names: tuple[str, ...], row: list[Any]) -> bytes:
 
 
 def _fill(template: bytes | None, numbers: bytes) -> bytes:
-    assert template is not None
+    if template is None:
+        raise ValueError("no template for these values")
     try:
         return template % tuple(numbers.split(b","))
     except TypeError:  # more or fewer numbers than names

@@ -179,7 +179,8 @@ class Spool:
         return segment
 
     def _write(self, segment: Segment, data: bytes) -> None:
-        assert segment.fd is not None
+        if segment.fd is None:  # a sealed segment is never written again
+            raise LogUnavailableError(f"spool segment {segment.path} is sealed")
         view = memoryview(data)
         written = 0
         try:
@@ -218,7 +219,8 @@ class Spool:
 
     def remove(self, segment: Segment) -> None:
         """Delete a sealed segment whose rows are all committed (again: a no-op)."""
-        assert segment.sealed
+        if not segment.sealed:
+            raise ValueError(f"spool segment {segment.path} is still being written")
         with self._lock:
             if segment not in self._segments:
                 return
