@@ -44,21 +44,28 @@ served and GET /models/{name} for a model's typed feature schema.
 """
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, worker: int | None = None) -> FastAPI:
+    """The app; ``worker`` is the slot of a worker process of ``serve --workers N``."""
     metrics_ = Metrics()
     log = open_log(settings, metrics_.registry)
+    metrics_.add_sampler(log.sample_metrics)
     catalog = ModelCatalog(settings, metrics_, log)
     core = InferenceCore(catalog, metrics_)
-    state = AppState(settings, metrics_, log, catalog, core)
+    state = AppState(settings, metrics_, log, catalog, core, worker=worker)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         await asyncio.to_thread(state.log.start)
         await catalog.load_all()
         _handle_sighup(catalog)
+        sampler = None
+        if metrics_.multiprocess:
+            sampler = asyncio.create_task(metrics_.sample_periodically())
         try:
             yield {"app": state}
         finally:
+            if sampler is not None:
+                sampler.cancel()
             state.draining = True
             started = time.monotonic()
             spent = started - (state.drain_started or started)

@@ -26,6 +26,7 @@ _OVERRIDES = {
     "database_url": "database_url",
     "host": "host",
     "port": "port",
+    "workers": "workers",
 }
 
 
@@ -39,7 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", help="prediction log store [DATABASE_URL]")
     serve.add_argument("--host", help="interface to listen on [HOST]")
     serve.add_argument("--port", type=int, help="port to listen on [PORT]")
+    serve.add_argument(
+        "--workers", type=int, help="worker processes sharing the port (default 1) [WORKERS]"
+    )
     serve.set_defaults(handler=_serve)
+    worker = commands.add_parser(
+        "worker", help="one worker process of `serve --workers N` (serve starts it, not you)"
+    )
+    worker.add_argument("--slot", type=int, required=True)
+    worker.add_argument("--socket-fd", type=int, required=True)
+    worker.add_argument("--notify-fd", type=int, required=True)
     predlog_cli.register(commands)
     monitoring_cli.register(commands)
     return parser
@@ -58,6 +68,8 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "worker":  # its settings are the supervisor's, from stdin
+        return _worker(args)
     try:
         settings = settings_from(args)
     except ValidationError as exc:
@@ -74,3 +86,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from serving.server import run  # noqa: PLC0415 - keep `log`/`migrate` free of uvicorn
 
     return run(settings)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """One worker of ``serve --workers N`` (serving/worker.py)."""
+    from serving.worker import main as worker_main  # noqa: PLC0415
+
+    return worker_main(args.slot, args.socket_fd, args.notify_fd)

@@ -2,20 +2,36 @@
 
 Each app has its own ``CollectorRegistry`` so that several apps (tests) can live in one
 process; the prediction log registers its own families in the same registry.
+
+With ``WORKERS`` > 1 every worker's metrics live in prometheus-client's multiprocess files
+(``PROMETHEUS_MULTIPROC_DIR``, which the supervisor sets for its workers only, fresh for
+each start: serving/supervisor.py), and ``GET /metrics`` answered by any worker reports the
+whole server: counters and histograms summed over workers, dead ones included. Gauges say
+how they combine (``multiprocess_mode``; ignored by one process). As a gauge's callback
+cannot run in another process, gauges are set from their sources by ``sample()``: at each
+scrape, and every ``SAMPLE_SECONDS`` in every worker, so another worker's values are at
+most that old.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 from collections import Counter as Tally
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 if TYPE_CHECKING:
     from serving.model import Prediction
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus-client's own switch to multiprocess mode, read when it is imported."""
+SAMPLE_SECONDS = 1.0
 
 
 class Metrics:
@@ -24,6 +40,14 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        directory = os.environ.get(MULTIPROC_ENV)
+        self.multiprocess = directory is not None
+        """True in a worker of ``serve --workers N``: /metrics reports every worker."""
+        self._exposed = r
+        if directory is not None:
+            self._exposed = CollectorRegistry()
+            MultiProcessCollector(self._exposed, path=directory)  # type: ignore[no-untyped-call]
+        self._samplers: list[Callable[[], None]] = []
         self.requests = Counter(
             "skship_http_requests",
             "HTTP requests by route template, method and status ('unmatched' for no route).",
@@ -58,9 +82,11 @@ class Metrics:
         )
         self.model_info = Gauge(
             "skship_model_info",
-            "The models being served (value 1), by name, version and artifact digest.",
+            "The models being served (value 1), by name, version and artifact digest; with "
+            "workers, 1 while any live worker serves it (0: served earlier).",
             ["name", "version", "digest"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.reloads = Counter(
             "skship_model_reloads",
@@ -107,8 +133,29 @@ class Metrics:
     def set_model(self, name: str, version: str, digest: str) -> None:
         """``name`` serves ``version`` now (its earlier version's series is removed)."""
         for labels in [key for key in self._served if key[0] == name]:
+            # A removed series lingers in multiprocess files: say that it is not served.
+            self.model_info.labels(*labels).set(0)
             self.model_info.remove(*labels)
             self._served.discard(labels)
         labels = (name, version, digest)
         self.model_info.labels(*labels).set(1)
         self._served.add(labels)
+
+    def add_sampler(self, sample: Callable[[], None]) -> None:
+        """``sample()`` sets gauges from their sources; called before each scrape."""
+        self._samplers.append(sample)
+
+    def sample(self) -> None:
+        for sample in self._samplers:
+            sample()
+
+    def render(self) -> bytes:
+        """The Prometheus text of this app, or of every worker of the server."""
+        self.sample()
+        return generate_latest(self._exposed)
+
+    async def sample_periodically(self) -> None:
+        """In a worker: keep this worker's gauges fresh for scrapes other workers answer."""
+        while True:
+            self.sample()
+            await asyncio.sleep(SAMPLE_SECONDS)

@@ -91,6 +91,10 @@ class Readiness(_Strict):
     model: ModelRef | None = Field(description="The default model, when it is loaded.")
     models: list[ModelReadiness]
     draining: bool
+    worker: int | None = Field(
+        description="With WORKERS > 1, the slot of the worker process that answered (each "
+        "answers for itself); null with one process."
+    )
     log: LogReadiness
 
 

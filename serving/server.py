@@ -5,6 +5,9 @@ lets in-flight requests finish, the lifespan flushes the prediction log, and the
 exits 0 within the drain deadline. uvicorn 0.54 re-raises the signal after its own clean
 shutdown (so a plain ``uvicorn.run`` dies with -15); this server does not.
 SIGHUP reloads the model (see serving/app.py).
+
+With ``WORKERS`` > 1 the socket is bound here all the same, then handed to a supervisor
+(serving/supervisor.py) whose worker processes each run ``serve`` below.
 """
 
 from __future__ import annotations
@@ -14,14 +17,15 @@ import logging
 import socket
 import sys
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
+from serving import slots
 from serving.app import app_state, create_app
-from serving.predlog.spool import Spool, SpoolLockedError
+from serving.predlog.spool import SpoolLockedError
 from serving.settings import Settings
 from serving.state import AppState
 
@@ -55,19 +59,41 @@ class DrainingServer(uvicorn.Server):
 def run(settings: Settings) -> int:
     """Serve until a signal; 0 after a clean shutdown, 1 if startup failed, 2 for a
     misconfiguration reported in one line (port or spool folder in use)."""
+    configure_logging(settings)
+    try:
+        sock = listen(settings.host, settings.port)
+        spool = claim_spool(settings.spool_dir, settings.workers)
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if settings.workers > 1:
+        from serving.supervisor import supervise  # noqa: PLC0415 - imports this module
+
+        return supervise(settings, sock, spool)
+    spool.release()  # the log's spool takes the folder's lock itself
+    return serve(settings, sock)
+
+
+def configure_logging(settings: Settings, worker: int | None = None) -> None:
+    where = "" if worker is None else f" [worker {worker}]"
     logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=settings.log_level.upper(),
+        format=f"%(asctime)s %(levelname)s %(name)s{where}: %(message)s",
     )
     # The pool logs every failed connection attempt (several a second while a database is
     # down); the log's writer reports each change of the store's state once instead.
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    try:
-        sock = listen(settings.host, settings.port)
-        check_spool_free(settings.spool_dir)
-    except StartupError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    app = create_app(settings)
+
+
+def serve(
+    settings: Settings,
+    sock: socket.socket,
+    *,
+    worker: int | None = None,
+    server_class: Callable[[uvicorn.Config, AppState], DrainingServer] = DrainingServer,
+) -> int:
+    """Run the app on the bound ``sock`` until a signal (the one process, or one worker)."""
+    app = create_app(settings, worker=worker)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -77,7 +103,7 @@ def run(settings: Settings) -> int:
         timeout_graceful_shutdown=int(max(1, settings.drain_seconds)),
         server_header=False,
     )
-    server = DrainingServer(config, app_state(app))
+    server = server_class(config, app_state(app))
     with sock:
         server.run(sockets=[sock])
     return 0 if server.started else 1
@@ -106,9 +132,12 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def check_spool_free(directory: Path) -> None:
-    """One process owns a spool folder; say so now rather than fail at startup."""
+def claim_spool(directory: Path, workers: int) -> slots.SpoolClaim:
+    """One server owns a spool folder; say so now rather than fail at startup. Segments left
+    in folders this start will not open (another WORKERS) are adopted (serving/slots.py)."""
     try:
-        Spool.check_free(directory)
+        return slots.claim(directory, workers)
     except SpoolLockedError as exc:
         raise StartupError(f"{exc} (SPOOL_DIR)") from None
+    except OSError as exc:
+        raise StartupError(f"cannot use the spool folder {directory}: {exc} (SPOOL_DIR)") from None

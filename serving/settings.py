@@ -7,6 +7,7 @@ with its default. Bad values fail at startup with the variable's name.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 MiB = 1024 * 1024
+WORKERS_PER_CPU = 4
+MAX_WORKERS = 64
 
 
 class Settings(BaseSettings):
@@ -46,6 +49,12 @@ class Settings(BaseSettings):
     # HTTP
     host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8000, ge=0, le=65535, description="TCP port to listen on.")
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Worker processes sharing the port under a supervising parent, each with "
+        "its own spool slot (docs/scaling.md); at most 4 per CPU and 64.",
+    )
     max_body_bytes: int = Field(4 * MiB, ge=1024, description="Largest request body (413).")
     max_batch_rows: int = Field(1000, ge=1, description="Most instances in one request (422).")
     api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
@@ -126,6 +135,18 @@ class Settings(BaseSettings):
                 raise ValueError("API_KEYS must look like 'client=key,client2=key2'")
             keys[client.strip()] = key.strip()
         return keys
+
+    @field_validator("workers")
+    @classmethod
+    def _check_workers(cls, value: int) -> int:
+        cpus = len(os.sched_getaffinity(0))
+        limit = min(MAX_WORKERS, WORKERS_PER_CPU * cpus)
+        if value > limit:
+            raise ValueError(
+                f"at most {limit} ({WORKERS_PER_CPU} per CPU this process may use, of which "
+                f"there are {cpus}, and never more than {MAX_WORKERS})"
+            )
+        return value
 
     @field_validator("model_names", mode="before")
     @classmethod

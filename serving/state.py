@@ -22,6 +22,8 @@ class AppState:
     log: PredictionLog
     catalog: ModelCatalog
     core: InferenceCore
+    worker: int | None = None
+    """The slot of this worker process with ``WORKERS`` > 1 (serving/worker.py), else None."""
     draining: bool = False
     drain_started: float | None = None
     """time.monotonic() of the shutdown signal; the log's flush gets what is left."""

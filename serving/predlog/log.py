@@ -142,6 +142,9 @@ class DurablePredictionLog:
             oldest_unwritten_age_s=self._oldest_age(),
         )
 
+    def sample_metrics(self) -> None:
+        self.metrics.sample()
+
     def query_page(
         self,
         since: datetime | None,
@@ -212,6 +215,9 @@ class DisabledPredictionLog:
 
     def status(self) -> LogStatus:
         return LogStatus(True, None, "disabled", None, True, 0, None)
+
+    def sample_metrics(self) -> None:
+        pass
 
     def query_page(
         self,

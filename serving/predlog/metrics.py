@@ -1,15 +1,21 @@
 """The log pipeline's Prometheus metrics, registered in the app's own registry.
 
-Gauges read the log's state when scraped, so the hot path pays for no metric but the
-refusal counter.
+Gauges are set from the log's state by ``sample()``, which the app calls before each
+scrape (and, in a worker of ``serve --workers N``, every second: serving/metrics.py), so
+the hot path pays for no metric but the refusal counter. With workers, each gauge is the
+server's: rows queued and spool bytes summed over live workers, the oldest unwritten age
+their maximum, the store reachable only when every live worker reaches it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+Mode = Literal["livesum", "livemax", "livemin"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +27,12 @@ class LogMetrics:
     dropped: Counter
     torn_lines: Counter
     refused: Counter
+    gauges: tuple[tuple[Gauge, Callable[[], float]], ...]
+
+    def sample(self) -> None:
+        """Set every gauge from the log's state now."""
+        for gauge, read in self.gauges:
+            gauge.set(read())
 
 
 def create(
@@ -32,17 +44,24 @@ def create(
     reachable: Callable[[], float],
 ) -> LogMetrics:
     """Register every ``skship_log_*`` metric in ``registry``."""
-    gauges = {
-        "skship_log_rows_queued": ("Rows spooled and not yet in the store.", queued),
-        "skship_log_spool_bytes": ("Bytes in the spool folder.", spooled_bytes),
+    sources: dict[str, tuple[str, Mode, Callable[[], float]]] = {
+        "skship_log_rows_queued": ("Rows spooled and not yet in the store.", "livesum", queued),
+        "skship_log_spool_bytes": ("Bytes in the spool folder.", "livesum", spooled_bytes),
         "skship_log_oldest_unwritten_age_seconds": (
             "Age of the oldest record not yet in the store (0 when none).",
+            "livemax",
             oldest_age,
         ),
-        "skship_log_store_reachable": ("1 when the last store operation succeeded.", reachable),
+        "skship_log_store_reachable": (
+            "1 when the last store operation succeeded.",
+            "livemin",
+            reachable,
+        ),
     }
-    for name, (documentation, function) in gauges.items():
-        Gauge(name, documentation, registry=registry).set_function(function)
+    gauges = tuple(
+        (Gauge(name, documentation, registry=registry, multiprocess_mode=mode), read)
+        for name, (documentation, mode, read) in sources.items()
+    )
     log_metrics = LogMetrics(
         rows_written=Counter(
             "skship_log_rows_written", "Rows inserted into the store.", registry=registry
@@ -78,6 +97,7 @@ def create(
             ["reason"],
             registry=registry,
         ),
+        gauges=gauges,
     )
     # Export every series from the start, so "stays 0" is visible, not absent.
     for reason in ("corrupt", "rejected"):

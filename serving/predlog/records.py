@@ -120,6 +120,9 @@ class PredictionLog(Protocol):
 
     def status(self) -> LogStatus: ...
 
+    def sample_metrics(self) -> None:
+        """Set the log's gauges from its state (before a scrape; serving/metrics.py)."""
+
     def query_page(
         self,
         since: datetime | None,

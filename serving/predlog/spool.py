@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 SUFFIX = ".tsv"
 CAP_WARNING_INTERVAL = 10.0
 """Seconds between two warnings that the spool is at its cap."""
-_LOCK_FILE = ".lock"
+LOCK_FILE = ".lock"
 
 
 class SpoolLockedError(Exception):
@@ -98,7 +98,7 @@ class Spool:
     def check_free(directory: Path) -> None:
         """Raise SpoolLockedError if a live process holds ``directory`` now."""
         try:
-            fd = os.open(directory / _LOCK_FILE, os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
             return
         try:
@@ -111,13 +111,7 @@ class Spool:
     def open(self) -> None:
         """Create and lock the folder; adopt segments left by an earlier process."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / _LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise SpoolLockedError(_locked(self.directory)) from None
-        self._lock_fd = fd
+        self._lock_fd = lock_folder(self.directory)
         self._accepting = True
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
             data = _upgraded(path, path.read_bytes())
@@ -295,6 +289,18 @@ class Spool:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
+
+
+def lock_folder(directory: Path) -> int:
+    """Take ``directory``'s spool lock (it must exist); the returned descriptor holds it until
+    closed. Raises SpoolLockedError when a live process holds it."""
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise SpoolLockedError(_locked(directory)) from None
+    return fd
 
 
 def _locked(directory: Path) -> str:

@@ -1,9 +1,9 @@
-"""GET /metrics: Prometheus text format."""
+"""GET /metrics: Prometheus text format (of the whole server, with workers: serving/metrics.py)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from serving.deps import StateDep
@@ -18,4 +18,4 @@ router = APIRouter()
     summary="Prometheus metrics",
 )
 async def metrics(state: StateDep) -> Response:
-    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

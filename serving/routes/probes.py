@@ -34,7 +34,11 @@ async def ready(state: StateDep) -> Response:
 def readiness(state: AppState) -> dict[str, Any]:
     """Ready when not draining, the log accepts records, and at least one model serves.
     A model that failed to load is listed (with why) and makes only itself unready, unless
-    it is the default model (POST /predict would fail) or no model serves at all."""
+    it is the default model (POST /predict would fail) or no model serves at all.
+
+    With ``WORKERS`` > 1 the worker that accepted the connection answers for itself (its
+    models, its spool, its drain; ``worker`` names its slot): a load balancer's probe sees
+    the process that would serve its next request on that connection."""
     reasons = []
     catalog = state.catalog
     served = [m for m in catalog.models.values() if m.model is not None]
@@ -66,6 +70,7 @@ def readiness(state: AppState) -> dict[str, Any]:
             for _, m in sorted(catalog.models.items())
         ],
         "draining": state.draining,
+        "worker": state.worker,
         "log": {
             "store": log.store,
             "accepting": log.accepting,

@@ -43,7 +43,6 @@ SHUTDOWN_MARGIN = 5
 
 # Environment variables that are not Settings fields, and why.
 NOT_SETTINGS = {
-    "WORKERS": "serve --workers (issue 15, item 1) is being built in another branch",
     "PROTOCOL": "KServe reads it: the custom container's protocol",
 }
 
@@ -294,8 +293,11 @@ def test_train_environment_names_are_training_settings() -> None:
     assert set(env_of(container(one(TRAIN, "Job")))) <= fields
 
 
-def test_workers_is_one_process_per_pod_for_now() -> None:
-    assert config_data()["WORKERS"] == "1"
+def test_workers_is_one_process_per_pod_and_a_valid_setting() -> None:
+    workers = config_data()["WORKERS"]
+
+    assert workers == "1"  # replicas are the unit of scale (docs/kubernetes.md)
+    assert Settings(workers=int(workers)).workers == 1
 
 
 def test_autoscaler_and_budget_select_the_serve_pods() -> None:

@@ -1,0 +1,76 @@
+"""One worker process of ``serve --workers N`` (started by serving/supervisor.py).
+
+The supervisor runs ``python -m serving worker --slot K --socket-fd S --notify-fd W`` with
+the listening socket inherited as descriptor S and the worker's final settings (its spool
+slot, its share of the spool cap) as JSON on stdin. The worker serves exactly like the
+one-process server (serving/server.py ``serve``), with three differences:
+
+- it writes one byte to descriptor W once it serves (the supervisor forwards SIGHUP only to
+  workers that do, and tells a failed start from a crash by it);
+- SIGINT and SIGTERM both mean "drain": signals come from the supervisor, and a second one
+  must not turn a drain into uvicorn's forced exit;
+- it drains by itself when the supervisor is gone (its parent process changes), so a killed
+  supervisor never leaves workers serving without anyone to stop them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from types import FrameType
+
+import uvicorn
+
+from serving.server import DrainingServer, configure_logging, serve
+from serving.settings import Settings
+from serving.state import AppState
+
+logger = logging.getLogger("serving")
+
+PARENT_CHECK_TICKS = 10
+"""uvicorn ticks every 0.1 s: look for the supervisor once a second."""
+
+
+def main(slot: int, socket_fd: int, notify_fd: int) -> int:
+    # Until the app installs its reload handler, SIGHUP's default action would kill us.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    settings = Settings.model_validate_json(sys.stdin.buffer.read())
+    configure_logging(settings, worker=slot)
+    sock = socket.socket(fileno=socket_fd)
+    parent = os.getppid()
+
+    def server(config: uvicorn.Config, state: AppState) -> DrainingServer:
+        return WorkerServer(config, state, notify_fd=notify_fd, parent=parent)
+
+    return serve(settings, sock, worker=slot, server_class=server)
+
+
+class WorkerServer(DrainingServer):
+    def __init__(
+        self, config: uvicorn.Config, state: AppState, *, notify_fd: int, parent: int
+    ) -> None:
+        super().__init__(config, state)
+        self._notify_fd: int | None = notify_fd
+        self._parent = parent
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._notify_fd is not None:
+            with contextlib.suppress(OSError):  # a supervisor gone is seen by on_tick
+                os.write(self._notify_fd, b"1")
+            os.close(self._notify_fd)
+            self._notify_fd = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(signal.SIGTERM, frame)
+
+    async def on_tick(self, counter: int) -> bool:
+        orphaned = counter % PARENT_CHECK_TICKS == 0 and os.getppid() != self._parent
+        if orphaned and not self.should_exit:
+            logger.warning("the supervising process is gone: draining and exiting")
+            self.handle_exit(signal.SIGTERM, None)
+        return await super().on_tick(counter)

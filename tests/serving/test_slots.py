@@ -1,0 +1,113 @@
+"""Spool slots: a change of WORKERS never orphans a segment (serving/slots.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from serving import slots
+from serving.predlog.lines import HEADER
+from serving.predlog.spool import Spool, SpoolLockedError
+
+
+def _segment(folder: Path, name: int, text: str = "rows") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name:020d}.tsv"
+    path.write_text(text)
+    return path
+
+
+def _contents(folders: list[Path]) -> dict[str, list[str]]:
+    return {f.name: sorted(p.read_text() for p in f.glob("*.tsv")) for f in folders}
+
+
+def test_one_process_adopts_every_slot_folder(tmp_path: Path) -> None:
+    _segment(tmp_path / "slot-0", 1, "a")
+    _segment(tmp_path / "slot-3", 2, "b")
+    _segment(tmp_path, 3, "c")
+
+    slots.claim(tmp_path, 1).release()
+
+    assert sorted(p.read_text() for p in tmp_path.glob("*.tsv")) == ["a", "b", "c"]
+    assert not (tmp_path / "slot-0").exists()
+    assert not (tmp_path / "slot-3").exists()
+
+
+def test_workers_adopt_the_unslotted_spool_and_slots_beyond_their_number(tmp_path: Path) -> None:
+    for name, text in enumerate("abc"):
+        _segment(tmp_path, name, text)
+    _segment(tmp_path / "slot-0", 10, "kept")
+    _segment(tmp_path / "slot-2", 11, "d")
+
+    slots.claim(tmp_path, 2).release()
+
+    moved = _contents([tmp_path / "slot-0", tmp_path / "slot-1"])
+    assert sorted(moved["slot-0"] + moved["slot-1"]) == ["a", "b", "c", "d", "kept"]
+    assert moved["slot-1"]  # spread over the slots, so each worker drains a share
+    assert list(tmp_path.glob("*.tsv")) == []
+    assert not (tmp_path / "slot-2").exists()
+
+
+def test_a_live_process_in_a_leftover_slot_stops_the_start_and_moves_nothing(
+    tmp_path: Path,
+) -> None:
+    _segment(tmp_path, 1, "a")
+    live = Spool(tmp_path / "slot-5", 1 << 20, 1 << 16)
+    live.open()
+    try:
+        with pytest.raises(SpoolLockedError, match="in use by another server process"):
+            slots.claim(tmp_path, 2)
+    finally:
+        live.close()
+    assert [p.read_text() for p in tmp_path.glob("*.tsv")] == ["a"]
+
+
+def test_a_live_process_in_a_slot_to_open_stops_the_start(tmp_path: Path) -> None:
+    live = Spool(tmp_path / "slot-1", 1 << 20, 1 << 16)
+    live.open()
+    try:
+        with pytest.raises(SpoolLockedError):
+            slots.claim(tmp_path, 2)
+    finally:
+        live.close()
+
+
+def test_the_claim_keeps_other_servers_off_the_spool_folder(tmp_path: Path) -> None:
+    claim = slots.claim(tmp_path, 2)
+    try:
+        with pytest.raises(SpoolLockedError):
+            slots.claim(tmp_path, 1)
+        with pytest.raises(SpoolLockedError):
+            Spool(tmp_path, 1 << 20, 1 << 16).open()  # a one-process server
+    finally:
+        claim.release()
+    slots.claim(tmp_path, 1).release()
+
+
+def test_a_segment_whose_name_is_taken_keeps_its_rows_under_the_next_name(
+    tmp_path: Path,
+) -> None:
+    _segment(tmp_path / "slot-0", 7, "old")
+    _segment(tmp_path, 7, "unslotted")
+
+    slots.claim(tmp_path, 1).release()
+
+    assert {p.name: p.read_text() for p in tmp_path.glob("*.tsv")} == {
+        f"{7:020d}.tsv": "unslotted",
+        f"{8:020d}.tsv": "old",
+    }
+
+
+def test_adopted_segments_are_replayed_by_the_spool_that_opens_them(tmp_path: Path) -> None:
+    _segment(tmp_path / "slot-4", 1, (HEADER + b"row 1\nrow 2\n").decode())
+
+    slots.claim(tmp_path, 2).release()
+    spools = [Spool(slots.slot_dir(tmp_path, k), 1 << 20, 1 << 16) for k in range(2)]
+    for spool in spools:
+        spool.open()
+    try:
+        assert sum(spool.leftover_rows for spool in spools) == 2
+    finally:
+        for spool in spools:
+            spool.close()
