@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import ValidationError
 
@@ -88,8 +88,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return run(settings)
 
 
-def _worker(args: argparse.Namespace) -> int:
+def _worker(args: argparse.Namespace) -> NoReturn:
     """One worker of ``serve --workers N`` (serving/worker.py)."""
     from serving.worker import main as worker_main  # noqa: PLC0415
 
-    return worker_main(args.slot, args.socket_fd, args.notify_fd)
+    worker_main(args.slot, args.socket_fd, args.notify_fd)

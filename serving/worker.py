@@ -10,7 +10,8 @@ one-process server (serving/server.py ``serve``), with three differences:
 - SIGINT and SIGTERM both mean "drain": signals come from the supervisor, and a second one
   must not turn a drain into uvicorn's forced exit;
 - it drains by itself when the supervisor is gone (its parent process changes), so a killed
-  supervisor never leaves workers serving without anyone to stop them.
+  supervisor never leaves workers serving without anyone to stop them;
+- once drained it exits at once, without the interpreter's teardown.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import signal
 import socket
 import sys
 from types import FrameType
+from typing import NoReturn
 
 import uvicorn
 
@@ -35,7 +37,7 @@ PARENT_CHECK_TICKS = 10
 """uvicorn ticks every 0.1 s: look for the supervisor once a second."""
 
 
-def main(slot: int, socket_fd: int, notify_fd: int) -> int:
+def main(slot: int, socket_fd: int, notify_fd: int) -> NoReturn:
     # Until the app installs its reload handler, SIGHUP's default action would kill us.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     settings = Settings.model_validate_json(sys.stdin.buffer.read())
@@ -46,7 +48,13 @@ def main(slot: int, socket_fd: int, notify_fd: int) -> int:
     def server(config: uvicorn.Config, state: AppState) -> DrainingServer:
         return WorkerServer(config, state, notify_fd=notify_fd, parent=parent)
 
-    return serve(settings, sock, worker=slot, server_class=server)
+    code = serve(settings, sock, worker=slot, server_class=server)
+    # Served, drained, log closed: what is left is the interpreter freeing a heap of numpy
+    # and scikit-learn objects, 1-2 s on a busy machine, out of the supervisor's deadline.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 class WorkerServer(DrainingServer):

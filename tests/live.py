@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.pgcluster import free_port
+from tests.pgcluster import children, free_port
 
 
 class LiveServer:
@@ -90,6 +90,31 @@ class LiveServer:
 
     def log(self) -> str:
         return self.output.read_text(errors="replace") if self.output.exists() else ""
+
+    def workers(self) -> dict[int, int]:
+        """Slot -> pid of each live worker process of ``serve --workers N``."""
+        assert self.process is not None
+        found = {}
+        for pid in children(self.process.pid):
+            with contextlib.suppress(OSError):
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                if b"worker" in argv and b"--slot" in argv:
+                    found[int(argv[argv.index(b"--slot") + 1])] = pid
+        return found
+
+    def wait_workers(self, count: int, timeout: float = 90.0) -> dict[int, int]:
+        """Wait until ``count`` workers serve (the supervisor logs each); slot -> pid."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"server exited with {self.process.returncode}:\n{self.log()}")
+            workers, log = self.workers(), self.log()
+            if len(workers) == count and all(
+                f"(pid {pid}) serving" in log for pid in workers.values()
+            ):
+                return workers
+            time.sleep(0.1)
+        raise AssertionError(f"{count} workers not serving after {timeout} s:\n{self.log()}")
 
 
 @contextlib.contextmanager

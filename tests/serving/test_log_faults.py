@@ -12,7 +12,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -40,13 +40,27 @@ class Outcome:
     request_id: str | None
     instances: int
     retry_after: str | None = None
+    at: float = field(default_factory=time.monotonic)
+    """When the answer (or the failure) came."""
 
 
 class Load:
     """Concurrent clients posting one or two breast-cancer instances per request."""
 
-    def __init__(self, base_url: str, rows: list[list[float]], clients: int = 6) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        rows: list[list[float]],
+        clients: int = 6,
+        *,
+        fresh_connections: bool = False,
+    ) -> None:
+        """``fresh_connections``: a new connection per request (so that with workers every
+        worker gets a share, and a dead one's clients move to the others at once)."""
         self.base_url, self.rows = base_url, rows
+        self.limits = httpx.Limits(
+            max_connections=100, max_keepalive_connections=0 if fresh_connections else 20
+        )
         self.outcomes: list[Outcome] = []
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._client, args=(k,)) for k in range(clients)]
@@ -62,7 +76,7 @@ class Load:
             thread.join(60)
 
     def _client(self, k: int) -> None:
-        with httpx.Client(base_url=self.base_url, timeout=30) as client:
+        with httpx.Client(base_url=self.base_url, timeout=30, limits=self.limits) as client:
             i = k
             while not self._stop.is_set():
                 n = 1 + (i % 3 == 0)
