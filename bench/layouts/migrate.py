@@ -27,7 +27,25 @@ MODEL_KEY_SQL = (
 )
 """workloads.Model.key in SQL: the first 8 bytes of sha256(name U+001F version)."""
 
+GRANTS = """
+-- The roles of serving/predlog/sql/roles.sh, when they exist: the writer inserts requests
+-- and model rows (and reads request ids, for the replay probe); the reader reads.
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'skship_writer') THEN
+        GRANT INSERT ON prediction_requests, prediction_models TO skship_writer;
+        GRANT SELECT (request_id) ON prediction_requests TO skship_writer;
+    END IF;
+    IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'skship_reader') THEN
+        GRANT SELECT ON predictions, prediction_requests, prediction_models TO skship_reader;
+    END IF;
+END
+$$;"""
+
 MIGRATION = f"""
+-- Older servers still writing would lose rows inserted after this transaction's snapshot:
+-- block their writes (reads go on) until the old table is gone.
+LOCK TABLE predictions IN EXCLUSIVE MODE;
 SET LOCAL work_mem = '64MB';
 {schemas.MODELS_TABLE};
 {schemas.D_TABLE.split("CREATE VIEW")[0]}
@@ -96,6 +114,7 @@ GROUP BY p.request_id, m.model_key, m.classes;
 
 DROP TABLE predictions;
 CREATE VIEW predictions AS{schemas.D_TABLE.split("CREATE VIEW predictions AS")[1]}
+{GRANTS}
 """
 
 
@@ -108,17 +127,22 @@ def _fill(conn: psycopg.Connection[Any], model: Model, rows: int, per_request: i
             copy.write(encoder.encode(chunk))
 
 
+AFTER = """
+CREATE TEMP TABLE after AS
+SELECT request_id, row_index, created_at, model_name, model_version, features::jsonb AS features,
+       prediction, probabilities::jsonb AS probabilities, latency_ms, client_request_id
+FROM predictions"""
 COMPARE = """
 SELECT count(*) AS copied,
        count(*) FILTER (
-           WHERE a.features::jsonb = b.features::jsonb
+           WHERE a.features = b.features::jsonb
              AND a.prediction = b.prediction
-             AND a.probabilities::jsonb IS NOT DISTINCT FROM b.probabilities::jsonb
+             AND a.probabilities IS NOT DISTINCT FROM b.probabilities::jsonb
              AND a.created_at = b.created_at AND a.latency_ms = b.latency_ms
              AND a.model_name = b.model_name AND a.model_version = b.model_version
              AND a.client_request_id IS NOT DISTINCT FROM b.client_request_id
        ) AS equal
-FROM before b JOIN predictions a USING (request_id, row_index)"""
+FROM before b JOIN after a USING (request_id, row_index)"""
 
 
 def run(url: str | None, rows: int, log: Callable[[str], None]) -> dict[str, Any]:
@@ -148,6 +172,7 @@ def run(url: str | None, rows: int, log: Callable[[str], None]) -> dict[str, Any
             seconds = time.perf_counter() - started
             cpu = cpu_seconds(backend) - cpu
             conn.execute("VACUUM ANALYZE")
+            conn.execute(AFTER)  # the view read once, then compared with a hash join
             row = conn.execute(COMPARE).fetchone()
             copied, equal = (int(v) for v in row) if row else (0, 0)
             count = conn.execute("SELECT count(*) FROM predictions").fetchone()

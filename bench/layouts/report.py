@@ -22,7 +22,8 @@ def markdown(report: dict[str, Any]) -> str:
     cases = [c["summary"] for c in report.get("pg", {}).get("cases", [])]
     if cases:
         out.append(
-            "| workload | layout | encode µs/row (+frame) | PG backend µs/row | other PG µs/row"
+            "| workload | layout | encode µs/row (+frame) | PG backend µs/row (schedstat)"
+            " | other PG µs/row"
             " | writer µs/row | WAL B/row | replay staging new / dup µs/row"
             " | replay probe new / dup µs/row | table+index B/row |"
         )
@@ -41,8 +42,8 @@ def markdown(report: dict[str, Any]) -> str:
         out.append("")
         out.append(
             "| workload | layout | feature, literal JSON | feature_values via view"
-            " | base table form | page | next page | count per version | version page"
-            " | log stats (1 h) |"
+            " | base table form | page (wall) | next page (wall) | count per version (wall)"
+            " | version page (wall) | log stats, 1 h (wall) |"
         )
         out.append("|---|---|---|---|---|---|---|---|---|---|")
         for c in cases:

@@ -156,6 +156,93 @@ def params_a(payload: bytes, encoder: binary.RowsBinary) -> list[tuple[Any, ...]
     ]  # fmt: skip
 
 
+def decode_requests(payload: bytes, model: Model) -> dict[str, Any]:
+    """D's tuples (one per request) back to columns: a walk over each tuple's fields,
+    numpy views for its arrays."""
+    k, c = len(model.kinds), len(model.classes)
+    ids: list[bytes] = []
+    times: list[int] = []
+    latencies: list[float] = []
+    sizes: list[int] = []
+    client_ids: list[str | None] = []
+    features: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    probabilities: list[np.ndarray] = []
+    pos, end = 0, len(payload)
+    texts = 1 if model.textual else 0
+    while pos < end:
+        pos += 2 + 4
+        ids.append(payload[pos : pos + 16])
+        pos += 16 + 4
+        (micros,) = struct.unpack_from(">q", payload, pos)
+        times.append(micros)
+        pos += 8 + 4 + 8 + 4
+        (rows,) = _I32.unpack_from(payload, pos)
+        sizes.append(rows)
+        pos += 4
+        arrays: tuple[tuple[np.dtype | None, int, list[np.ndarray] | None], ...] = (
+            (binary.ELEM_F8, k, features),
+            (binary.ELEM_I2, 1, labels),
+            (None, 0, None),  # values: NULL for a classifier
+            (binary.ELEM_F8, c, probabilities),
+        )
+        for elem, width, into in arrays:
+            (n,) = _I32.unpack_from(payload, pos)
+            pos += 4
+            if n < 0 or elem is None or into is None:
+                continue
+            (ndim,) = _I32.unpack_from(payload, pos)
+            head = 12 + 8 * ndim
+            count = rows * width
+            into.append(np.frombuffer(payload, dtype=elem, count=count, offset=pos + head)["v"])
+            pos += n
+        pos += 4
+        (latency,) = struct.unpack_from(">d", payload, pos)
+        latencies.append(latency)
+        pos += 8
+        tail: list[str | None] = []
+        for _ in range(texts + 2):
+            (n,) = _I32.unpack_from(payload, pos)
+            pos += 4
+            tail.append(None if n < 0 else payload[pos : pos + n].decode())
+            pos += max(n, 0)
+        client_ids.append(tail[-2])
+    return {
+        "ids": ids, "times": times, "latency": latencies, "sizes": sizes,
+        "client_ids": client_ids, "features": np.concatenate(features).reshape(-1, k),
+        "labels": np.concatenate(labels).astype(np.int64),
+        "probabilities": np.concatenate(probabilities).reshape(-1, c),
+    }  # fmt: skip
+
+
+def params_a_from_requests(payload: bytes, model: Model) -> list[tuple[Any, ...]]:
+    """Today's SQLite rows (JSON objects by name) from D's frames."""
+    d = decode_requests(payload, model)
+    sizes = np.array(d["sizes"])
+    n = int(sizes.sum())
+    ids = [str(uuid.UUID(bytes=raw)) for raw in d["ids"]]
+    moments = _EPOCH_2000_US + np.array(d["times"], dtype=np.int64).astype("timedelta64[us]")
+    created = np.char.add(np.datetime_as_string(moments, unit="us"), "Z").tolist()
+    starts = np.cumsum(sizes) - sizes
+    row_index = (np.arange(n) - np.repeat(starts, sizes)).tolist()
+    keys = [orjson.dumps(name).decode().replace("%", "%%") for name in model.feature_names]
+    template = "{" + ",".join(key + ":%s" for key in keys) + "}"
+    proba = "{" + ",".join(orjson.dumps(c).decode() + ":%s" for c in model.classes) + "}"
+    numbers = orjson.dumps(d["features"], option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    features = [template % tuple(r.split(",")) for r in numbers[2:-2].split("],[")]
+    probs_text = orjson.dumps(d["probabilities"], option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    probabilities = [proba % tuple(r.split(",")) for r in probs_text[2:-2].split("],[")]
+    classes = np.array(model.classes, dtype=object)[d["labels"]].tolist()
+    per_request = list(zip(ids, created, d["latency"], d["client_ids"], strict=True))
+    repeated = [v for v, size in zip(per_request, d["sizes"], strict=True) for _ in range(size)]
+    return [
+        (rid, ri, at, model.name, model.version, f, label, p, la, cid)
+        for (rid, at, la, cid), ri, f, label, p in zip(
+            repeated, row_index, features, classes, probabilities, strict=True
+        )
+    ]
+
+
 def _write(conn: sqlite3.Connection, statement: str, params: Sequence[tuple[Any, ...]]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     conn.executemany(statement, params)
@@ -223,12 +310,38 @@ def run(log: Callable[[str], None], rows: int = 100_000, batch_rows: int = 5000)
         for frame in frames:
             _write(conn, INSERT_A, params_a(frame, encoder))
         spent = time.thread_time() - started
-        out["A-from-frames"] = {
+        out["A-from-B-frames"] = {
             "us_per_row": spent / rows * 1e6,
             "feature_ms": _time_query(conn, feature),
             "page_ms": _time_query(conn, page),
             "bytes_per_row": (Path(folder) / "a.db").stat().st_size / rows,
         }
+        conn.close()
+        # the same table from D's frames (one tuple per request)
+        store = SqliteStore(f"sqlite:///{folder}/ad.db")
+        store.open()
+        store.prepare()
+        store.close()
+        conn = _connect(Path(folder) / "ad.db")
+        request_frames = [binary.RequestsBinary(model).encode(c) for c in chunks]
+        started = time.thread_time()
+        for frame in request_frames:
+            _write(conn, INSERT_A, params_a_from_requests(frame, model))
+        spent = time.thread_time() - started
+        out["A-from-D-frames"] = {
+            "us_per_row": spent / rows * 1e6,
+            "feature_ms": _time_query(conn, feature),
+            "page_ms": _time_query(conn, page),
+            "bytes_per_row": (Path(folder) / "ad.db").stat().st_size / rows,
+        }
+        check = conn.execute(
+            "SELECT features, prediction, created_at FROM predictions"
+            " WHERE request_id = ? AND row_index = 3",
+            [str(made[7].request_id)],
+        ).fetchone()
+        expected = dict(zip(model.feature_names, made[7].numbers[3].tolist(), strict=True))
+        if orjson.loads(check[0]) != expected or check[1] != made[7].predictions[3]:
+            raise AssertionError(f"A-from-D-frames differs: {check}")
         conn.close()
         # B-sqlite
         conn = _connect(Path(folder) / "b.db")
