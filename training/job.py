@@ -41,6 +41,11 @@ class Outcome:
     """The version that was current before this run."""
     notes: tuple[str, ...] = ()
 
+    @property
+    def version(self) -> str:
+        """The new version's id."""
+        return self.metadata.version
+
 
 def model_name(options: TrainOptions, settings: TrainingSettings) -> str:
     """``--name``, else ``MODEL_NAME``, else the dataset's name."""
