@@ -17,10 +17,15 @@ from typing import Any
 
 import pytest
 import skops.io as sio
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from serving import artifact
 from serving.artifact import trust
+from serving.model import LoadedModel
+from tests.serving.conftest import make_settings
+from tests.training.steps import log_mass
 from training.data import load_builtin
 from training.train import build_metadata, fit
 
@@ -198,3 +203,23 @@ def test_operator_patterns_match_exact_names_and_modules() -> None:
     assert not trust.allowed_by("otherwise.Thing", patterns)
     with pytest.raises(ValueError, match="not a type name"):
         trust.check_patterns(["os.system; rm"])
+
+
+def test_the_service_settings_reach_the_trust_policy(tmp_path: Path, iris: Iris) -> None:
+    model = make_pipeline(FunctionTransformer(log_mass), LogisticRegression(max_iter=1000))
+    dataset = load_builtin("iris")
+    model.fit(dataset.X, dataset.y)
+    root = tmp_path / "m"
+    fresh = iris[1].model_copy(update={"version": artifact.new_version()})
+    own = artifact.save(root, fresh, model, trusted=["tests.training.steps.log_mass"])
+    artifact.write_current(root, "iris", own.name)
+    pickled = _save(root, iris, format="joblib")
+
+    with pytest.raises(artifact.UntrustedTypeError, match="MODEL_TRUSTED_TYPES"):
+        LoadedModel.load(make_settings(root, tmp_path, model_name="iris"), None)
+    allowed = make_settings(root, tmp_path, model_name="iris", model_trusted_types="tests.*")
+    assert LoadedModel.load(allowed, None).version == own.name
+    with pytest.raises(artifact.ArtifactError, match="MODEL_ALLOW_PICKLE"):
+        LoadedModel.load(make_settings(root, tmp_path, model_name="iris"), pickled.name)
+    opted_in = make_settings(root, tmp_path, model_name="iris", model_allow_pickle=True)
+    assert LoadedModel.load(opted_in, pickled.name).version == pickled.name
