@@ -62,7 +62,7 @@ def _list(args: Args, root: Path, name: str, _: Version, __: Key) -> None:
 def _convert(
     args: argparse.Namespace, root: Path, name: str, version: str | None, key: Key
 ) -> None:
-    trusted = artifact.check_patterns(args.trust or [])
+    trusted = _trusted(args)
     path, promoted = convert(
         root, name, version, trust_pickle=args.trust_pickle, trusted=trusted, signing_key=key
     )
@@ -114,7 +114,7 @@ _HANDLERS: dict[str, Callable[[Args, Path, str, Version, Key], None]] = {
 def _register(
     args: argparse.Namespace, settings: TrainingSettings, name: str, key: bytes | None
 ) -> job.Outcome:
-    trusted = artifact.check_patterns(args.trust or [])
+    trusted = _trusted(args)
     model = load_model_file(args.model_file, trusted)
     data = read_csv(args.data, args.target, args.task)
     force = args.force or settings.train_force
@@ -136,6 +136,13 @@ def _register(
         source=data.source,
         signing_key=key,
     )
+
+
+def _trusted(args: Args) -> list[str]:
+    try:
+        return artifact.check_patterns(args.trust or [])
+    except ValueError as exc:
+        raise OptionsError(f"--trust: {exc}") from None
 
 
 def load_model_file(path: Path, trusted: list[str]) -> Any:
