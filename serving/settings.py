@@ -13,6 +13,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from serving import artifact
+
 MiB = 1024 * 1024
 
 
@@ -41,6 +43,14 @@ class Settings(BaseSettings):
     )
     artifact_signing_key: SecretStr | None = Field(
         None, description="When set, only artifacts whose metadata carries this HMAC load."
+    )
+    model_allow_pickle: bool = Field(
+        False,
+        description="Load unsigned joblib/pickle artifacts (they can run code; logged each time).",
+    )
+    model_trusted_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Types a skops artifact may need beyond the safe list: 'mod.Name,pkg.*'.",
     )
 
     # HTTP
@@ -132,6 +142,15 @@ class Settings(BaseSettings):
     def _parse_model_names(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("model_trusted_types", mode="before")
+    @classmethod
+    def _parse_trusted_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            return artifact.check_patterns(str(part) for part in value)
         return value
 
     @field_validator("database_url", "database_read_url")
