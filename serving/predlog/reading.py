@@ -46,6 +46,7 @@ T = TypeVar("T")
 UNREADABLE = "the prediction log cannot be read right now; try again later"
 SHUTTING_DOWN = "the server is shutting down; the prediction log cannot be read"
 CANCEL_SECONDS = 1.0
+WAIT_SLICE_SECONDS = 0.5
 _DATABASE_ERRORS = (psycopg.Error, sqlite3.Error, StoreUnavailableError)
 
 
@@ -134,11 +135,33 @@ class QueryRunner:
     @contextlib.contextmanager
     def _pg_connection(self, deadline: float) -> Iterator[psycopg.Connection[Any]]:
         pool = self._open_pool()
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise PoolTimeout("no connection in time")
-        with pool.connection(timeout=remaining) as conn, self._tracked(conn):
-            yield conn
+        conn = self._checked_connection(pool, deadline)
+        try:
+            with self._tracked(conn):
+                yield conn
+        finally:
+            pool.putconn(conn)
+
+    def _checked_connection(self, pool: ConnectionPool, deadline: float) -> psycopg.Connection[Any]:
+        """A working connection by ``deadline``, waiting in slices so that ``cancel()`` ends
+        the wait at once. The pool's own ``check`` would retry a broken connection in a
+        sleeping loop that its ``close()`` does not wake, so the check is made here."""
+        while True:
+            remaining = deadline - time.monotonic()
+            if self._closed:
+                raise StoreUnavailableError("shutting down")
+            if remaining <= 0:
+                raise PoolTimeout("no connection in time")
+            try:
+                conn = pool.getconn(timeout=min(remaining, WAIT_SLICE_SECONDS))
+            except PoolTimeout:
+                continue
+            try:
+                ConnectionPool.check_connection(conn)
+            except psycopg.Error:  # broken while pooled (a restart): the pool replaces it
+                pool.putconn(conn)
+                continue
+            return conn
 
     @contextlib.contextmanager
     def _sqlite_connection(self, deadline: float) -> Iterator[sqlite3.Connection]:
@@ -177,7 +200,6 @@ class QueryRunner:
                     min_size=1,
                     max_size=self._pool_size,
                     kwargs=query_connection_kwargs(self.wait_seconds, self.statement_seconds),
-                    check=ConnectionPool.check_connection,
                     timeout=self.wait_seconds,
                     name="skship-log-queries",
                     open=True,
@@ -246,7 +268,7 @@ class ProblemLog:
             if len(self._seen) > 100:
                 self._seen.clear()
             self._seen[problem] = (now, 0)
-        again = f" (and {repeats} times more in the last {self._every:.0f} s)" if repeats else ""
+        again = f" (and {repeats} times more since it was last logged)" if repeats else ""
         self._log.warning("cannot read the prediction log: %s%s", problem, again)
 
 
