@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test train serve lint bench compose-test lock clean
+.PHONY: run test train serve lint bench compose-test kube-test lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed")'
@@ -44,6 +44,10 @@ bench: $(STAMP)
 ## compose-test: build the images and run the compose stack end to end
 compose-test: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests/compose -m compose -v
+
+## kube-test: build the images and play the Kubernetes manifests with podman (kube play)
+kube-test: $(STAMP)
+	$(BIN)/python -m pytest -p no:cacheprovider tests/kube -m kube -v
 
 ## lock: refreeze constraints.txt after changing pyproject.toml
 lock:

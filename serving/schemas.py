@@ -25,7 +25,9 @@ class _Strict(BaseModel):
 class PredictRequest(_Strict):
     """Instances keyed by feature name, or arrays in the model's feature order."""
 
-    instances: list[dict[str, float] | list[float]] = Field(min_length=1)
+    instances: list[dict[str, float | str | bool | None] | list[float | str | bool | None]] = Field(
+        min_length=1
+    )
 
 
 class ModelRef(_Strict):
@@ -78,10 +80,18 @@ class LogReadiness(_Strict):
     oldest_unwritten_age_s: float | None
 
 
+class ModelReadiness(_Strict):
+    name: str
+    version: str | None
+    ready: bool
+    error: str | None
+
+
 class Readiness(_Strict):
     status: Literal["ready", "not ready"]
     reasons: list[str]
-    model: ModelRef | None
+    model: ModelRef | None = Field(description="The default model, when it is loaded.")
+    models: list[ModelReadiness]
     draining: bool
     log: LogReadiness
 
@@ -104,6 +114,7 @@ class ModelInfo(_Strict):
     name: str
     version: str
     created_at: datetime
+    origin: Literal["trained", "registered"]
     task: Literal["classification", "regression"]
     estimator: str
     features: list[FeatureInfo]
@@ -116,19 +127,53 @@ class ModelInfo(_Strict):
     dataset: dict[str, Any]
     libraries: dict[str, str | None]
     git_commit: str | None
+    format: Literal["skops", "joblib"]
     digest: str
+    fingerprint: str | None
     signed: bool
+    reference_profile: bool = Field(description="A reference profile for drift exists.")
+
+
+class ModelStatus(_Strict):
+    name: str
+    version: str | None = Field(description="The version served; null when none loaded.")
+    ready: bool
+    error: str | None = Field(description="Why the last load or reload failed, if it did.")
+    pinned: str | None = Field(description="A version pinned by MODEL_VERSION or a reload.")
+    default: bool = Field(description="The model of POST /predict and GET /model.")
+    task: Literal["classification", "regression"] | None
+
+
+class ModelsList(_Strict):
+    models: list[ModelStatus]
 
 
 class ReloadRequest(_Strict):
+    """No body (or {}): every model. Otherwise one model (the default when `model` is
+    omitted), pinned to `version` when given ("current" unpins)."""
+
+    model: str | None = Field(None, max_length=64, description="Model name.")
     version: str | None = Field(
-        None, description="Version to load; the registry's current version when omitted."
+        None, max_length=64, description="Version to load and pin; 'current' unpins."
     )
 
 
 class ReloadResult(_Strict):
-    model: ModelRef
-    previous: ModelRef | None
+    name: str
+    outcome: Literal["loaded", "reloaded", "unchanged", "failed"]
+    version: str | None = Field(description="The version served after the reload.")
+    previous: str | None
+    pinned: bool
+    error: str | None
+
+
+class ReloadResults(_Strict):
+    models: list[ReloadResult]
+
+
+class ReloadFailed(_Strict):
+    detail: str
+    models: list[ReloadResult]
 
 
 class PredictionsQuery(_Strict):
@@ -188,6 +233,36 @@ class LoggedRow(_Strict):
 class PredictionsPage(_Strict):
     items: list[LoggedRow]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class V2Error(_Strict):
+    error: str
+
+
+class V2ServerMetadata(_Strict):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class V2TensorMetadata(_Strict):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class V2ModelMetadata(_Strict):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[V2TensorMetadata]
+    outputs: list[V2TensorMetadata]
+    parameters: dict[str, Any]
+
+
+class V2ModelReady(_Strict):
+    name: str
+    ready: bool
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -23,9 +23,18 @@ class Settings(BaseSettings):
 
     # Model
     models_dir: Path = Field(Path("models"), description="Root of the model registry.")
-    model_name: str = Field("breast_cancer", description="Which model of the registry to serve.")
+    model_name: str = Field(
+        "breast_cancer",
+        description="The default model (POST /predict, GET /model). Unset: breast_cancer if "
+        "served, else the only served model.",
+    )
+    model_names: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="'a,b': serve only these models; empty: every model with a current version.",
+    )
     model_version: str | None = Field(
-        None, description="Serve this version instead of the registry's current one."
+        None,
+        description="Pin the default model to this version (kept across reloads).",
     )
     model_allow_version_mismatch: bool = Field(
         False, description="Load artifacts pickled by another scikit-learn (unsafe)."
@@ -41,10 +50,13 @@ class Settings(BaseSettings):
     max_batch_rows: int = Field(1000, ge=1, description="Most instances in one request (422).")
     api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict,
-        description="'client=key,client2=key2'; when set, /predict and /predictions need a key.",
+        description="'client=key,client2=key2'; when set, every route but the probes needs a key.",
     )
     admin_token: SecretStr | None = Field(
         None, description="When set, /admin/* needs 'Authorization: Bearer <token>'."
+    )
+    metrics_public: bool = Field(
+        False, description="Open /metrics to scrapers without an API key (when API_KEYS is set)."
     )
     drain_seconds: float = Field(
         10.0, gt=0, description="On SIGTERM, how long in-flight requests and the log may take."
@@ -132,6 +144,13 @@ class Settings(BaseSettings):
                 raise ValueError("API_KEYS must look like 'client=key,client2=key2'")
             keys[client.strip()] = key.strip()
         return keys
+
+    @field_validator("model_names", mode="before")
+    @classmethod
+    def _parse_model_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
     @field_validator("database_url", "database_read_url")
     @classmethod

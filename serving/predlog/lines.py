@@ -13,7 +13,9 @@ numbers orjson printed for the whole matrix into a per-model template.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+import numpy as np
 import orjson
 
 from serving.predlog.records import ModelSchema, PredictionRecord
@@ -70,6 +72,7 @@ class RowEncoder:
         self.schema = schema
         self._model = escape(schema.name) + b"\t" + escape(schema.version)
         self._features = _template(schema.feature_names)
+        self._names = schema.feature_names
         self._classes = None if schema.classes is None else _template(schema.classes)
         self._labels = {label: escape(label) for label in schema.classes or ()}
 
@@ -82,7 +85,12 @@ class RowEncoder:
             NULL if record.client_id is None else escape(record.client_id),
             NULL if record.client_request_id is None else escape(record.client_request_id),
         )
-        features = _rows(record.features)
+        numeric = isinstance(record.features, np.ndarray)
+        features = (
+            _rows(record.features)
+            if numeric
+            else [_typed(self._names, row) for row in record.features]
+        )
         if len(features) != len(record.predictions):
             raise ValueError(f"request {record.request_id}: rows and predictions differ")
         probabilities: list[bytes] | None = None
@@ -96,10 +104,8 @@ class RowEncoder:
                 else orjson.dumps(prediction, option=_NUMPY)
             )
             proba = NULL if probabilities is None else _fill(self._classes, probabilities[i])
-            out.append(
-                b"%b%d%b%b\t%b\t%b%b"
-                % (head, i, middle, _fill(self._features, features[i]), label, proba, tail)
-            )
+            row = _fill(self._features, features[i]) if numeric else features[i]
+            out.append(b"%b%d%b%b\t%b\t%b%b" % (head, i, middle, row, label, proba, tail))
         return b"".join(out)
 
 
@@ -119,8 +125,15 @@ def _rows(matrix: object) -> list[bytes]:
     return text[2:-2].split(b"],[") if text != b"[]" else []
 
 
+def _typed(names: tuple[str, ...], row: list[Any]) -> bytes:
+    """One typed row as a COPY field: a JSON object by feature name, values as sent."""
+    text = orjson.dumps(dict(zip(names, row, strict=True)))
+    return text.replace(b"\\", b"\\\\") if b"\\" in text else text
+
+
 def _fill(template: bytes | None, numbers: bytes) -> bytes:
-    assert template is not None
+    if template is None:
+        raise ValueError("no template for these values")
     try:
         return template % tuple(numbers.split(b","))
     except TypeError:  # more or fewer numbers than names

@@ -15,6 +15,7 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry
 
 from serving.predlog import metrics
+from serving.predlog.migrations import SchemaError
 from serving.predlog.postgres import PostgresStore
 from serving.predlog.queries import Filters, Queries, decode_cursor
 from serving.predlog.reading import QueryRunner
@@ -86,10 +87,10 @@ class DurablePredictionLog:
             self.store.open()
             self.store.prepare()
             self.writer.schema_ready = True
-        except StoreUnavailableError as exc:
+        except (StoreUnavailableError, SchemaError) as exc:
             # Not fatal: records are spooled until the store is back (and migrated then).
             logger.warning("prediction store unavailable at startup: %s", exc)
-            self.writer.reachable, self.writer.last_error = False, str(exc)
+            self.writer.note_unavailable(exc)
         except BaseException:
             self.store.close()
             self.spool.close()
@@ -125,6 +126,7 @@ class DurablePredictionLog:
             accepting=reason is None,
             reason=reason,
             store=self.store.kind,
+            store_problem=self.writer.misconfigured,
             store_reachable=self.writer.reachable,
             spooled_bytes=self.spool.spooled_bytes,
             oldest_unwritten_age_s=self._oldest_age(),
@@ -180,7 +182,7 @@ class DisabledPredictionLog:
         pass
 
     def status(self) -> LogStatus:
-        return LogStatus(True, None, "disabled", True, 0, None)
+        return LogStatus(True, None, "disabled", None, True, 0, None)
 
     async def query_page(self, filters: Filters, limit: int, cursor: str | None) -> Page:
         return Page([], None)

@@ -39,8 +39,9 @@ class PredictionRecord:
     created_at: float
     """Unix time (seconds) when the request arrived."""
     model: ModelSchema
-    features: np.ndarray
-    """(rows, features) float64, columns in ``model.feature_names`` order."""
+    features: np.ndarray | list[list[Any]]
+    """(rows, features) float64, columns in ``model.feature_names`` order; or, for a typed
+    model, one list of JSON values (numbers, strings, booleans, None) per row."""
     predictions: Sequence[str] | Sequence[float] | np.ndarray
     """One per row: the class label (str) of a classifier, the value of a regressor."""
     probabilities: np.ndarray | None
@@ -61,7 +62,7 @@ class LoggedPrediction:
     model_name: str
     model_version: str
     features: dict[str, Any]
-    """Values as sent: numbers, strings, booleans, null."""
+    """By feature name, typed as sent: numbers, strings, booleans, None."""
     prediction: str
     probabilities: dict[str, float] | None
     latency_ms: float
@@ -101,6 +102,9 @@ class LogStatus:
     reason: str | None
     store: str
     """'postgresql', 'sqlite' or 'disabled'."""
+    store_problem: str | None
+    """The store refuses this configuration (no such database, a wrong password...): records
+    are spooled, but nothing will reach the store until someone fixes it; not ready."""
     store_reachable: bool
     spooled_bytes: int
     oldest_unwritten_age_s: float | None

@@ -221,3 +221,32 @@ SQLITE_EXPORT_ROWS = f"""
 SELECT {COLUMNS}
 FROM predictions{_SQLITE_FILTERS}
 ORDER BY created_at, request_id, row_index"""
+
+# -- feedback (labels) -------------------------------------------------------------------
+
+# A batch of labels is upserted: for each row the label received last wins, so a replayed
+# older batch changes nothing. PostgreSQL's ON CONFLICT DO UPDATE may touch a row once per
+# statement, so the staging table's labels are reduced to the last one per row first (seq:
+# the record's position in the batch, for labels received at the same instant).
+PG_CREATE_FEEDBACK_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS feedback_staging (
+    seq integer, request_id uuid, row_index integer, label json, received_at timestamptz,
+    client_id text
+) ON COMMIT DELETE ROWS"""
+PG_COPY_FEEDBACK_STAGING = """
+COPY feedback_staging (seq, request_id, row_index, label, received_at, client_id) FROM STDIN"""
+PG_UPSERT_FEEDBACK = """
+INSERT INTO feedback AS f (request_id, row_index, label, received_at, client_id)
+SELECT DISTINCT ON (request_id, row_index) request_id, row_index, label, received_at, client_id
+FROM feedback_staging
+ORDER BY request_id, row_index, received_at DESC, seq DESC
+ON CONFLICT (request_id, row_index) DO UPDATE
+SET label = EXCLUDED.label, received_at = EXCLUDED.received_at, client_id = EXCLUDED.client_id
+WHERE f.received_at <= EXCLUDED.received_at"""
+
+SQLITE_UPSERT_FEEDBACK = """
+INSERT INTO feedback (request_id, row_index, label, received_at, client_id)
+VALUES (:request_id, :row_index, :label, :received_at, :client_id)
+ON CONFLICT (request_id, row_index) DO UPDATE
+SET label = excluded.label, received_at = excluded.received_at, client_id = excluded.client_id
+WHERE feedback.received_at <= excluded.received_at"""

@@ -101,7 +101,8 @@ def test_predict_flags_values_outside_the_training_range(
     assert body["out_of_range"] == [{"row": 1, "features": [feature_names[3]]}]
     assert len(body["predictions"]) == 2
     metrics = client.get("/metrics").text
-    assert f'skship_out_of_range_values_total{{feature="{feature_names[3]}"}} 1.0' in metrics
+    line = f'skship_out_of_range_values_total{{feature="{feature_names[3]}",model="breast_cancer"}}'
+    assert f"{line} 1.0" in metrics
 
 
 def test_predict_omits_out_of_range_when_everything_is_in_range(
@@ -116,7 +117,10 @@ def test_predict_counts_predictions_by_class(client: TestClient, rows: list[list
     version = body["model"]["version"]
     for label in set(body["predictions"]):
         count = body["predictions"].count(label)
-        line = f'skship_predictions_total{{model_version="{version}",prediction="{label}"}}'
+        line = (
+            f'skship_predictions_total{{model="breast_cancer",model_version="{version}",'
+            f'prediction="{label}"}}'
+        )
         assert f"{line} {float(count)}" in metrics
 
 

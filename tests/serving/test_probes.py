@@ -41,7 +41,7 @@ def test_without_a_model_ready_and_predict_answer_503_with_the_reason(tmp_path: 
     assert "no current version" in ready.json()["reasons"][0]
     assert predict.status_code == 503
     assert predict.headers["retry-after"] == "5"
-    assert "no model loaded" in predict.json()["detail"]
+    assert "'breast_cancer' is not loaded" in predict.json()["detail"]
     assert model.status_code == 503
     assert health.status_code == 200
 

@@ -47,8 +47,9 @@ def test_reload_serves_the_new_current_version(
     artifact.write_current(root, "breast_cancer", v2)
     response = reload_client.post("/admin/reload")
     assert response.status_code == 200
-    assert response.json()["model"]["version"] == v2
-    assert response.json()["previous"]["version"] == v1
+    [result] = response.json()["models"]
+    assert (result["name"], result["outcome"]) == ("breast_cancer", "reloaded")
+    assert (result["version"], result["previous"], result["pinned"]) == (v2, v1, False)
     served = reload_client.post("/predict", json={"instances": [rows[0]]}).json()
     assert served["model"]["version"] == v2
 
@@ -85,7 +86,8 @@ def test_reload_of_a_tampered_artifact_is_refused_and_keeps_serving(
     served = reload_client.post("/predict", json={"instances": [rows[0]]})
     assert served.status_code == 200
     assert served.json()["model"]["version"] == v1
-    assert 'skship_model_reloads_total{outcome="failed"} 1.0' in reload_client.get("/metrics").text
+    metrics = reload_client.get("/metrics").text
+    assert 'skship_model_reloads_total{model="breast_cancer",outcome="failed"} 1.0' in metrics
 
 
 def test_reload_of_another_scikit_learn_is_refused(

@@ -1,4 +1,4 @@
-"""fit + save produce an artifact whose metadata says everything DESIGN.md promises, and the
+"""fit + save produce an artifact whose metadata says everything docs/training.md promises, and the
 same inputs and seed give the same model."""
 
 from __future__ import annotations

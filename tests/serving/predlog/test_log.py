@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
@@ -91,6 +92,7 @@ def test_features_and_probabilities_are_keyed_by_name(store_url: str, tmp_path: 
         log.close(timeout=10)
     by_row = {item.row_index: item for item in page.items}
     assert record.probabilities is not None
+    assert isinstance(record.features, np.ndarray)
     for i in range(2):
         assert by_row[i].features == dict(zip(FEATURES, record.features[i].tolist(), strict=True))
         assert by_row[i].probabilities == {

@@ -157,6 +157,7 @@ def test_csv_export_has_a_column_per_feature_and_class(
     assert {(r["request_id"], int(r["row_index"])) for r in rows} == set(expected_keys(records))
     first = records[0]
     row = next(r for r in rows if r["request_id"] == first.request_id and r["row_index"] == "0")
+    assert isinstance(first.features, np.ndarray)
     assert {name: float(row[f"feature.{name}"]) for name in FEATURES} == dict(
         zip(FEATURES, first.features[0].tolist(), strict=True)
     )
