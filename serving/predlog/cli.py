@@ -21,7 +21,7 @@ from typing import cast
 import psycopg
 from psycopg_pool import PoolTimeout
 
-from serving.predlog import export, migrations, queries
+from serving.predlog import export, migrations, queries, stats
 from serving.predlog import sqlite as sqlite_store
 from serving.predlog.log import is_postgres
 from serving.predlog.reading import query_connection_kwargs
@@ -65,14 +65,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _database_url(recent)
     recent.set_defaults(handler=run_recent)
 
-    stats = actions.add_parser(
+    stats_ = actions.add_parser(
         "stats",
         help="per model version: rows, requests, classes (classifiers) or the distribution of"
         " predicted values (regressors), mean top probability, latency",
     )
-    _filters(stats)
-    _database_url(stats)
-    stats.set_defaults(handler=run_stats)
+    _filters(stats_)
+    _database_url(stats_)
+    stats_.set_defaults(handler=run_stats)
 
     export_ = actions.add_parser(
         "export",
@@ -227,7 +227,7 @@ def format_recent(items: list[LoggedPrediction]) -> str:
 
 def _short(prediction: str) -> str:
     """A regressor's value to 6 significant digits, so the columns stay aligned."""
-    if len(prediction) > 12 and re.fullmatch(queries.NUMBER, prediction):
+    if len(prediction) > 12 and re.fullmatch(stats.NUMBER, prediction):
         return f"{float(prediction):.6g}"
     return prediction
 
@@ -243,7 +243,7 @@ def run_stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def format_stats(found: list[queries.VersionStats]) -> str:
+def format_stats(found: list[stats.VersionStats]) -> str:
     blocks = []
     for s in found:
         first, last = (t.isoformat(timespec="seconds") for t in (s.first_at, s.last_at))

@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import queue
 import sqlite3
 import threading
 import time
@@ -37,6 +36,7 @@ from serving.predlog import sqlite
 from serving.predlog.queries import PostgresQueries, Queries, SqliteQueries
 from serving.predlog.records import LogUnavailableError
 from serving.predlog.store import StoreUnavailableError
+from serving.predlog.threads import ProblemLog, QueryThreads
 from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -248,84 +248,3 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
     """Mark the outcome of a query nobody waits for any more as seen (no asyncio warning)."""
     if not future.cancelled():
         future.exception()
-
-
-class ProblemLog:
-    """Logs each distinct problem at most once per ``every`` seconds, with a repeat count."""
-
-    def __init__(self, log: logging.Logger, every: float = 60.0) -> None:
-        self._log, self._every = log, every
-        self._seen: dict[str, tuple[float, int]] = {}
-        self._lock = threading.Lock()
-
-    def report(self, problem: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            last, repeats = self._seen.get(problem, (-math.inf, 0))
-            if now - last < self._every:
-                self._seen[problem] = (last, repeats + 1)
-                return
-            if len(self._seen) > 100:
-                self._seen.clear()
-            self._seen[problem] = (now, 0)
-        again = f" (and {repeats} times more since it was last logged)" if repeats else ""
-        self._log.warning("cannot read the prediction log: %s%s", problem, again)
-
-
-_Call = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
-
-
-class QueryThreads:
-    """A fixed set of daemon threads, started on first use, running calls in order.
-
-    Unlike ThreadPoolExecutor's threads these are not joined at interpreter exit: a query
-    stuck on a silent network must not keep a shutting-down server alive.
-    """
-
-    def __init__(self, threads: int, name: str) -> None:
-        self._size, self._name = threads, name
-        self._calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._shut = False
-
-    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        future: Future[T] = Future()
-        with self._lock:
-            if self._shut:
-                raise RuntimeError("the query threads are shut down")
-            if not self._threads:
-                self._threads = [
-                    threading.Thread(target=self._work, name=f"{self._name}-{i}", daemon=True)
-                    for i in range(self._size)
-                ]
-                for thread in self._threads:
-                    thread.start()
-            self._calls.put((future, fn, args))
-        return future
-
-    def shutdown(self) -> None:
-        """Cancel the calls not started yet and let every thread end after its current one."""
-        with self._lock:
-            self._shut = True
-            while True:
-                try:
-                    call = self._calls.get_nowait()
-                except queue.Empty:
-                    break
-                if call is not None:
-                    call[0].cancel()
-            for _ in self._threads:
-                self._calls.put(None)
-
-    def _work(self) -> None:
-        while (call := self._calls.get()) is not None:
-            future, fn, args = call
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = fn(*args)
-            except BaseException as exc:  # handed to the waiting coroutine
-                future.set_exception(exc)
-            else:
-                future.set_result(result)

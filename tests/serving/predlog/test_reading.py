@@ -15,8 +15,10 @@ import psycopg
 import pytest
 
 from serving.predlog.log import DurablePredictionLog
-from serving.predlog.queries import Filters, Queries, VersionStats
-from serving.predlog.reading import SHUTTING_DOWN, UNREADABLE, ProblemLog, QueryUnavailableError
+from serving.predlog.queries import Filters, Queries
+from serving.predlog.reading import SHUTTING_DOWN, UNREADABLE, QueryUnavailableError
+from serving.predlog.stats import VersionStats
+from serving.predlog.threads import ProblemLog
 from tests.serving.predlog.helpers import open_started
 
 MANY_ROWS = """
