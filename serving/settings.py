@@ -120,8 +120,26 @@ class Settings(BaseSettings):
         le=16,
         description="PostgreSQL connections draining the spool in parallel (SQLite uses one).",
     )
+    # Log queries made for clients (GET /predictions); docs/prediction-log.md, "Query limits".
     database_pool_size: int = Field(
-        4, ge=1, le=100, description="Most connections the log's queries may hold open."
+        4,
+        ge=1,
+        le=100,
+        description="Threads, and most database connections, that the log's queries may use.",
+    )
+    database_query_timeout_seconds: float = Field(
+        3.0,
+        gt=0,
+        le=60,
+        description="How long a log query may wait for a thread and a connection (also the"
+        " PostgreSQL connect timeout); past it the answer is 503 with Retry-After.",
+    )
+    database_statement_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Longest a log query may run (PostgreSQL statement_timeout; SQLite"
+        " interrupts it); past it the answer is 503 with Retry-After.",
     )
 
     @field_validator("api_keys", mode="before")
