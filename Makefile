@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test train serve lint bench compose-test kube-test lock clean
+.PHONY: run test train serve notebook lint bench compose-test kube-test lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is needed")'
@@ -30,6 +30,10 @@ train: $(STAMP)
 ## serve: serve the current model (DATABASE_URL picks the prediction log)
 serve: $(STAMP)
 	$(BIN)/python -m serving serve
+
+## notebook: run notebooks/exploration.ipynb headless; prints each cell and where the executed copy went
+notebook: $(STAMP)
+	$(BIN)/python notebooks/execute.py notebooks/exploration.ipynb
 
 ## lint: ruff and mypy --strict
 lint: $(STAMP)

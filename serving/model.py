@@ -103,6 +103,8 @@ class LoadedModel:
             path,
             allow_version_mismatch=settings.model_allow_version_mismatch,
             signing_key=key.get_secret_value().encode() if key else None,
+            allow_pickle=settings.model_allow_pickle,
+            trusted_types=settings.model_trusted_types,
         )
         try:
             model = cls(loaded)

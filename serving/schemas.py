@@ -13,6 +13,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from serving.predlog.queries import as_utc, check_text
+
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
@@ -179,13 +181,16 @@ class ReloadFailed(_Strict):
 
 
 class PredictionsQuery(_Strict):
-    """Filters and paging of GET /predictions."""
+    """Filters and paging of GET /predictions; checked before any database sees them."""
 
     since: datetime | None = Field(None, description="Only rows at or after (ISO 8601).")
     until: datetime | None = Field(None, description="Only rows before (ISO 8601).")
-    model_version: str | None = Field(None, max_length=64)
+    model: str | None = Field(None, max_length=128, description="Only this model (model_name).")
+    model_version: str | None = Field(None, max_length=64, description="Only this version.")
     limit: int = Field(100, ge=1, le=1000)
-    cursor: str | None = Field(None, max_length=512, description="A page's next_cursor.")
+    cursor: str | None = Field(
+        None, max_length=512, pattern=r"^[A-Za-z0-9_-]*$", description="A page's next_cursor."
+    )
 
     @field_validator("since", "until", mode="before")
     @classmethod
@@ -195,16 +200,31 @@ class PredictionsQuery(_Strict):
             raise ValueError("expected an ISO 8601 date-time, e.g. 2026-11-27T10:00:00Z")
         return value
 
+    @field_validator("since", "until")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    @field_validator("model", "model_version")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return None if value is None else check_text(value)
+
+
+FeatureValue = float | str | bool | None
+
 
 class LoggedRow(_Strict):
-    """One row of the prediction log (table ``predictions``)."""
+    """One row of the prediction log (relation ``predictions``)."""
 
     request_id: UUID
     row_index: int
     created_at: datetime
     model_name: str
     model_version: str
-    features: dict[str, float | str | bool | None]
+    features: dict[str, FeatureValue] = Field(
+        description="Values as sent: numbers, strings (categories), booleans, null."
+    )
     prediction: str
     probabilities: dict[str, float] | None
     latency_ms: float

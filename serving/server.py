@@ -44,6 +44,8 @@ class DrainingServer(uvicorn.Server):
             self._state.draining = True
             self._state.drain_started = time.monotonic()
             logger.info("signal %d: draining (readiness 503), finishing in-flight requests", sig)
+            # Log queries would hold up the drain: cancel them now (returns at once).
+            self._state.log.cancel_queries()
         super().handle_exit(sig, frame)
 
     @contextlib.contextmanager

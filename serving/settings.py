@@ -14,6 +14,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from serving import artifact
+
 MiB = 1024 * 1024
 WORKERS_PER_CPU = 4
 MAX_WORKERS = 64
@@ -44,6 +46,14 @@ class Settings(BaseSettings):
     )
     artifact_signing_key: SecretStr | None = Field(
         None, description="When set, only artifacts whose metadata carries this HMAC load."
+    )
+    model_allow_pickle: bool = Field(
+        False,
+        description="Load unsigned joblib/pickle artifacts (they can run code; logged each time).",
+    )
+    model_trusted_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Types a skops artifact may need beyond the safe list: 'mod.Name,pkg.*'.",
     )
 
     # HTTP
@@ -119,8 +129,26 @@ class Settings(BaseSettings):
         le=16,
         description="PostgreSQL connections draining the spool in parallel (SQLite uses one).",
     )
+    # Log queries made for clients (GET /predictions); docs/prediction-log.md, "Query limits".
     database_pool_size: int = Field(
-        4, ge=1, le=100, description="Most connections the log's queries may hold open."
+        4,
+        ge=1,
+        le=100,
+        description="Threads, and most database connections, that the log's queries may use.",
+    )
+    database_query_timeout_seconds: float = Field(
+        3.0,
+        gt=0,
+        le=60,
+        description="How long a log query may wait for a thread and a connection (also the"
+        " PostgreSQL connect timeout); past it the answer is 503 with Retry-After.",
+    )
+    database_statement_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Longest a log query may run (PostgreSQL statement_timeout; SQLite"
+        " interrupts it); past it the answer is 503 with Retry-After.",
     )
 
     @field_validator("api_keys", mode="before")
@@ -153,6 +181,15 @@ class Settings(BaseSettings):
     def _parse_model_names(cls, value: object) -> object:
         if isinstance(value, str):
             return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("model_trusted_types", mode="before")
+    @classmethod
+    def _parse_trusted_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            return artifact.check_patterns(str(part) for part in value)
         return value
 
     @field_validator("database_url", "database_read_url")

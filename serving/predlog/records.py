@@ -7,12 +7,17 @@ log's work, off the request path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from serving.predlog.queries import Filters, Queries
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,19 +128,22 @@ class PredictionLog(Protocol):
     def sample_metrics(self) -> None:
         """Set the log's gauges from its state (before a scrape; serving/metrics.py)."""
 
-    def query_page(
-        self,
-        since: datetime | None,
-        until: datetime | None,
-        model_version: str | None,
-        limit: int,
-        cursor: str | None,
-    ) -> Page:
-        """Logged rows with ``since <= created_at < until``, newest first (blocking I/O).
+    async def query_page(self, filters: Filters, limit: int, cursor: str | None) -> Page:
+        """Logged rows matching ``filters``, newest first, at most ``limit`` (>= 1).
 
-        At most ``limit`` (>= 1) rows; pass the page's ``next_cursor`` back for the next
-        page. Times without a zone are UTC. Raises InvalidCursorError for a cursor it did
-        not issue and LogUnavailableError when the store cannot be read.
+        Pass the page's ``next_cursor`` back for the next page. Runs on the log's own query
+        threads within its bounds (docs/prediction-log.md, "Query limits"). Raises
+        InvalidCursorError for a cursor it did not issue, and LogUnavailableError (with a
+        message fit for clients) when the store cannot answer in time.
+        """
+
+    async def read(self, work: Callable[[Queries], T]) -> T:
+        """``work`` on the query threads, within the same bounds as ``query_page``."""
+
+    def cancel_queries(self) -> None:
+        """Refuse new queries and cancel the running ones; returns at once.
+
+        For the start of shutdown: queries then never hold up the drain.
         """
 
     def close(self, timeout: float) -> None:

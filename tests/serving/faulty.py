@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
-TRIGGER = 13.0
-"""A first feature equal to this makes predict_proba raise."""
+TRIGGER = -13.0
+"""A first feature equal to this (never in the training data) makes predict_proba raise."""
 
 
 class FailsOnThirteen(ClassifierMixin, BaseEstimator):  # type: ignore[misc]

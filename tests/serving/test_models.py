@@ -109,7 +109,7 @@ def test_a_model_that_fails_to_load_makes_only_itself_unready(
 ) -> None:
     version = artifact.read_current(registry, "diabetes")
     assert version is not None
-    model_file = registry / "diabetes" / version / "model.joblib"
+    model_file = registry / "diabetes" / version / artifact.MODEL_FILE
     model_file.write_bytes(model_file.read_bytes()[:-10])  # truncated
     with _client(registry, tmp_path) as client:
         ready = client.get("/ready")

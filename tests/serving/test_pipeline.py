@@ -31,9 +31,11 @@ def faulty_client(models_dir: Path, tmp_path: Path) -> Iterator[TestClient]:
     trained = TrainedModel(pipeline, "fails", {}, 0, 0.2, {"balanced_accuracy": 0.5}, {}, None,
                            data.X)  # fmt: skip
     meta = build_metadata(trained, data, name="faulty")
-    path = artifact.save(root, meta, pipeline)
+    trusted = ["tests.serving.faulty.FailsOnThirteen"]
+    path = artifact.save(root, meta, pipeline, trusted=trusted)
     artifact.write_current(root, "faulty", path.name)
-    with TestClient(create_app(make_settings(root, tmp_path)), raise_server_exceptions=False) as c:
+    settings = make_settings(root, tmp_path, model_trusted_types=",".join(trusted))
+    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c
 
 

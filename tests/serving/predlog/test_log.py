@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
@@ -16,6 +17,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from serving.predlog import lines
+from serving.predlog.queries import Filters
 from serving.predlog.records import (
     LogFullError,
     LogUnavailableError,
@@ -85,7 +87,7 @@ def test_features_and_probabilities_are_keyed_by_name(store_url: str, tmp_path: 
     try:
         log.append([record])
         assert wait_for_rows(store_url, 2) == 2
-        page = log.query_page(None, None, None, 10, None)
+        page = asyncio.run(log.query_page(Filters(), 10, None))
     finally:
         log.close(timeout=10)
     by_row = {item.row_index: item for item in page.items}

@@ -4,6 +4,7 @@ a reader that can only select. Roles belong to a whole cluster, so these tests u
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import subprocess
@@ -19,6 +20,7 @@ from psycopg import errors
 from serving.predlog import migrations
 from serving.predlog.feedback import FeedbackRecord
 from serving.predlog.postgres import PostgresStore
+from serving.predlog.queries import Filters
 from tests.pgcluster import PgCluster
 from tests.serving.predlog.helpers import make_record, open_started, stored_keys, wait_for_rows
 
@@ -93,7 +95,7 @@ def test_log_writes_as_writer_and_queries_as_reader(
     try:
         log.append([record])
         assert wait_for_rows(cluster.url_for(database), 2) == 2
-        page = log.query_page(None, None, None, 10, None)
+        page = asyncio.run(log.query_page(Filters(), 10, None))
     finally:
         log.close(timeout=10)
     assert {(item.request_id, item.row_index) for item in page.items} == set(
