@@ -106,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from(args: argparse.Namespace) -> runner.Config:
     cpus = procs.usable_cpus()
     server_cpu, load_cpu = (cpus[0], cpus[1]) if len(cpus) >= 2 else (None, None)
+    spare = tuple(cpus[2:]) if len(cpus) >= 2 else ()
     if args.quick:
         args.duration, args.warmup, args.rounds = 2, 1, 1
     return runner.Config(
@@ -118,6 +119,7 @@ def config_from(args: argparse.Namespace) -> runner.Config:
         rounds=max(1, args.rounds),
         server_cpu=server_cpu,
         load_cpu=load_cpu,
+        spare_cpus=spare,
     )
 
 
@@ -145,9 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
     rows = report.table(results)
     found = report.targets(results, drain)
+    scaled = report.scaling(results)
     print(render.table(rows))
     print()
     print(render.targets(found))
+    if scaled:
+        print()
+        print(render.scaling(scaled))
     for instance in (i for i in results.instances if i.error):
         retried = " (discarded and run again)" if instance.retried else ""
         print(
@@ -155,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     failures = [i for i in results.instances if i.error and not i.retried]
     if args.json:
-        print(f"\nbench: wrote {render.write_json(results, rows, found)}", file=sys.stderr)
+        path = render.write_json(results, rows, found, scaled)
+        print(f"\nbench: wrote {path}", file=sys.stderr)
     return 1 if failures else 0
 
 

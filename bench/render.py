@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from bench.report import Row, Target
+from bench.report import Row, Scaling, Target
 from bench.runner import Results
 
 RESULTS_DIR = Path(__file__).with_name("results")
@@ -21,7 +21,7 @@ HEADER = (
     "| app | model | rows | conns | runs | req/s | p50 ms | p99 ms | x ceiling | x naive | errors "
     "| server CPU | req/CPU-s | RSS MiB (peak) | ready s | logged/served |"
 )
-APP_ORDER = ("ceiling", "naive", "skship-nolog", "skship-sqlite", "skship-pg")
+APP_ORDER = ("ceiling", "naive", "skship-nolog", "skship-sqlite", "skship-pg", "skship-pg-w2")
 MODEL_ORDER = ("any", "logreg", "rf")
 
 
@@ -67,6 +67,23 @@ def targets(found: list[Target]) -> str:
     return "\n".join(lines)
 
 
+def scaling(found: list[Scaling]) -> str:
+    """skship-pg (1 process) against skship-pg-w2 (2 workers), both logging to PostgreSQL."""
+    lines = [
+        "| model | rows | conns | req/s 1 proc | req/s 2 workers | x | req/CPU-s 1 proc "
+        "| req/CPU-s 2 workers | x | server CPU 1 proc / 2 workers |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in found:
+        lines.append(
+            f"| {row.model} | {row.rows} | {row.connections} | {row.rps[0]:,.0f} "
+            f"| {row.rps[1]:,.0f} | {_ratio(row.x_rps)} | {row.per_cpu[0]:,.0f} "
+            f"| {row.per_cpu[1]:,.0f} | {_ratio(row.x_per_cpu)} "
+            f"| {row.cpu_share[0]:.0%} / {row.cpu_share[1]:.0%} |"
+        )
+    return "\n".join(lines)
+
+
 def environment() -> dict[str, Any]:
     """What the numbers depend on: machine, versions, commit, date."""
     cpu = ""
@@ -89,7 +106,9 @@ def environment() -> dict[str, Any]:
     }
 
 
-def write_json(results: Results, rows: list[Row], found: list[Target]) -> Path:
+def write_json(
+    results: Results, rows: list[Row], found: list[Target], scaled: list[Scaling] | None = None
+) -> Path:
     RESULTS_DIR.mkdir(exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     path = RESULTS_DIR / f"bench-{stamp}.json"
@@ -98,6 +117,7 @@ def write_json(results: Results, rows: list[Row], found: list[Target]) -> Path:
         "config": dataclasses.asdict(results.config),
         "table": [dataclasses.asdict(r) for r in rows],
         "targets": [dataclasses.asdict(t) for t in found],
+        "scaling": [dataclasses.asdict(r) for r in scaled or []],
         "measurements": [
             {**dataclasses.asdict(m), "rps": m.result.rps} for m in results.measurements
         ],

@@ -27,6 +27,8 @@ CEILING_1: Key = ("ceiling", ANY_MODEL, 1, 32)
 NAIVE_RF_1: Key = ("naive", "rf", 1, 32)
 NAIVE_LOGREG_100: Key = ("naive", "logreg", 100, 32)
 NOLOG_LOGREG_1: Key = ("skship-nolog", "logreg", 1, 32)
+WORKER_APPS = ("skship-pg", "skship-pg-w2")
+"""One process and two workers, both logging to PostgreSQL: the scaling table."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,61 @@ def table(results: Results) -> list[Row]:
             )
         )
     return rows
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """One workload served by skship-pg (one process) and skship-pg-w2 (two workers)."""
+
+    model: str
+    rows: int
+    connections: int
+    rps: tuple[float, float]
+    per_cpu: tuple[float, float]
+    """Requests per CPU-second of the server side (server, workers and PostgreSQL)."""
+    cpu_share: tuple[float, float]
+    """CPU-seconds per second: above 1.0 only when the workers had more than one core."""
+    x_rps: float | None
+    x_per_cpu: float | None
+
+
+def scaling(results: Results) -> list[Scaling]:
+    """skship-pg-w2 against skship-pg on each workload both measured (ratios per round)."""
+    index = Index(results.measurements)
+    one, two = WORKER_APPS
+    grouped: dict[tuple[str, int, int], dict[str, list[Measurement]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for m in results.measurements:
+        if m.app in WORKER_APPS:
+            grouped[(m.model, m.rows, m.connections)][m.app].append(m)
+    found = []
+    for (model, rows, connections), by_app in sorted(grouped.items()):
+        single, pair = by_app[one], by_app[two]
+        if not (single and pair):
+            continue
+        top, bottom = (two, model, rows, connections), (one, model, rows, connections)
+        found.append(
+            Scaling(
+                model,
+                rows,
+                connections,
+                rps=(_median_of(single, rps), _median_of(pair, rps)),
+                per_cpu=(_median_of(single, per_cpu), _median_of(pair, per_cpu)),
+                cpu_share=(_median_of(single, cpu_share), _median_of(pair, cpu_share)),
+                x_rps=index.ratio(top, bottom, rps),
+                x_per_cpu=index.ratio(top, bottom, per_cpu),
+            )
+        )
+    return found
+
+
+def _median_of(measured: list[Measurement], metric: Callable[[Measurement], float]) -> float:
+    return statistics.median(metric(m) for m in measured)
+
+
+def cpu_share(measurement: Measurement) -> float:
+    return measurement.cpu_share
 
 
 def targets(results: Results, drain_rows_per_s: float | None = None) -> list[Target]:

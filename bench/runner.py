@@ -33,6 +33,15 @@ class Config:
     rounds: int
     server_cpu: int | None
     load_cpu: int | None
+    spare_cpus: tuple[int, ...] = ()
+    """CPUs neither the server's nor the load's: a server's second worker runs there."""
+
+    def cpus_for(self, app: App) -> list[int] | None:
+        """The CPUs ``app`` is pinned to: the server CPU, plus a spare one per extra worker
+        while there are spares (on 2 CPUs every worker shares the server CPU)."""
+        if self.server_cpu is None:
+            return None
+        return [self.server_cpu, *self.spare_cpus][: max(1, app.workers)]
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,8 @@ class Measurement:
     connections: int
     result: wrk.WrkResult
     server_cpu_s: float
-    """CPU time the server side (the server, and PostgreSQL for skship-pg) used meanwhile."""
+    """CPU time the server side used meanwhile: the server process and its descendants (a
+    supervisor's workers), and PostgreSQL's postmaster and backends for skship-pg."""
 
     @property
     def cpu_share(self) -> float:
@@ -136,7 +146,7 @@ class _Run:
             database_url = self._database_url(app, folder)
             server = start(
                 app, model, models_dir=self.models_dir, workdir=folder,
-                database_url=database_url, cpu=self.config.server_cpu,
+                database_url=database_url, cpus=self.config.cpus_for(app),
             )  # fmt: skip
         except (ServerError, OSError, RuntimeError) as exc:
             instance.error = f"did not start: {exc}"

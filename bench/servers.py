@@ -4,17 +4,21 @@ Every app gets the same uvicorn: one worker, loop and HTTP parser ``auto`` (uvlo
 httptools, from ``uvicorn[standard]``), access log and Server header off. ``ceiling`` and
 ``naive`` run through uvicorn's CLI; skship through its front door, ``python -m serving serve``.
 A server is ready at its first ``200`` from ``GET /ready``; the time from process start to
-that answer is its time to ready.
+that answer is its time to ready. ``skship-pg-w2`` is ``skship-pg`` with ``--workers 2``: a
+supervisor and two worker processes, pinned to the server CPU and, where the machine has
+one, a spare CPU (runner.Config.cpus_for); with workers, ready means every worker serves.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -31,6 +35,8 @@ UVICORN_OPTIONS = (
     "--workers", "1", "--no-access-log", "--no-server-header", "--log-level", "warning",
 )  # fmt: skip
 Store = Literal["none", "sqlite", "postgresql"]
+SERVING = re.compile(r"serving\.supervisor: worker \d+ \(pid \d+\) serving")
+"""What serving/supervisor.py logs when a worker serves."""
 
 
 class ServerError(RuntimeError):
@@ -44,6 +50,8 @@ class App:
     name: str
     kind: Literal["ceiling", "naive", "skship"]
     store: Store = "none"
+    workers: int = 1
+    """skship's WORKERS: processes serving the port (under a supervisor when more than 1)."""
 
     @property
     def per_model(self) -> bool:
@@ -57,6 +65,7 @@ APPS = (
     App("skship-nolog", "skship", "none"),
     App("skship-sqlite", "skship", "sqlite"),
     App("skship-pg", "skship", "postgresql"),
+    App("skship-pg-w2", "skship", "postgresql", workers=2),
 )
 APP_NAMES = tuple(app.name for app in APPS)
 
@@ -108,6 +117,7 @@ def command(
         return [
             sys.executable, "-m", "serving", "serve", "--models-dir", str(models_dir),
             "--model-name", model.name, "--port", str(port), "--database-url", database_url,
+            "--workers", str(app.workers),
         ]  # fmt: skip
     target = f"bench.apps.{app.kind}:create_app"
     return [
@@ -139,15 +149,15 @@ def start(
     models_dir: Path,
     workdir: Path,
     database_url: str,
-    cpu: int | None,
+    cpus: Sequence[int] | None,
     ready_timeout: float = 60.0,
 ) -> Server:
-    """Start ``app`` pinned to ``cpu`` and wait for its first ``200`` from ``/ready``."""
+    """Start ``app`` pinned to ``cpus`` and wait for its first ``200`` from ``/ready``."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     argv = command(app, model, models_dir=models_dir, port=port, database_url=database_url)
-    if cpu is not None:
-        argv = ["taskset", "-c", str(cpu), *argv]
+    if cpus:
+        argv = ["taskset", "-c", ",".join(map(str, cpus)), *argv]
     log_path = workdir / "server.log"
     env = environment(app, model, spool_dir=workdir / "spool")
     with log_path.open("wb") as log:
@@ -182,9 +192,19 @@ def _wait_ready(server: Server, started: float, timeout: float) -> float:
                     f"{log_tail(server.log_path)}"
                 )
             with contextlib.suppress(httpx.TransportError):
-                if client.get(f"{server.url}/ready").status_code == 200:
+                ready = client.get(f"{server.url}/ready").status_code == 200
+                if ready and _workers_serving(server) >= server.app.workers:
                     return time.monotonic() - started
             time.sleep(0.01)
     raise ServerError(
         f"{server.app.name} not ready after {timeout:.0f} s:\n{log_tail(server.log_path)}"
     )
+
+
+def _workers_serving(server: Server) -> int:
+    """Workers the supervisor has logged as serving (1 for a one-process server)."""
+    if server.app.workers == 1:
+        return 1
+    with contextlib.suppress(OSError):
+        return len(SERVING.findall(server.log_path.read_text(errors="replace")))
+    return 0

@@ -13,6 +13,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 REQUESTS = "skship_http_requests"
+QUEUED = "skship_log_rows_queued"
 
 
 def predict_200s(client: httpx.Client, url: str) -> int:
@@ -49,9 +50,19 @@ def settled_predict_200s(client: httpx.Client, url: str, *, quiet: float = 0.3) 
 
 
 def has_unwritten(client: httpx.Client, url: str) -> bool:
-    """True while ``GET /ready`` reports a spooled record not yet in the store."""
-    log = client.get(f"{url}/ready").json().get("log") or {}
-    return log.get("oldest_unwritten_age_s") is not None
+    """True while ``GET /metrics`` counts spooled rows not yet in the store.
+
+    Not ``GET /ready``: with workers, /ready answers for the one worker that took the
+    connection, while /metrics sums ``skship_log_rows_queued`` over all of them.
+    """
+    response = client.get(f"{url}/metrics")
+    response.raise_for_status()
+    return any(
+        sample.value > 0
+        for family in text_string_to_metric_families(response.text)
+        if family.name == QUEUED
+        for sample in family.samples
+    )
 
 
 def log_store(client: httpx.Client, url: str) -> str | None:

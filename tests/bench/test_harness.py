@@ -14,11 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench import procs, report, wrk
+from bench import procs, render, report, wrk
 from bench.check import check
-from bench.models import body, sample_rows
+from bench.models import BenchModel, body, sample_rows
 from bench.runner import ANY_MODEL, Config, Measurement, Results, progress_line
-from bench.servers import APPS, Server, ServerError, start
+from bench.servers import APPS, App, Server, ServerError, start
 
 CEILING = next(app for app in APPS if app.name == "ceiling")
 
@@ -27,7 +27,7 @@ CEILING = next(app for app in APPS if app.name == "ceiling")
 def ceiling(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     workdir = tmp_path_factory.mktemp("ceiling")
     server = start(
-        CEILING, None, models_dir=workdir, workdir=workdir, database_url="sqlite:///x", cpu=None
+        CEILING, None, models_dir=workdir, workdir=workdir, database_url="sqlite:///x", cpus=None
     )
     yield server
     server.stop()
@@ -108,8 +108,64 @@ def test_cpu_seconds_counts_the_server_work_under_load(ceiling: Server, tmp_path
 
 def test_a_server_that_exited_is_not_measured(tmp_path: Path) -> None:
     server = start(
-        CEILING, None, models_dir=tmp_path, workdir=tmp_path, database_url="sqlite:///x", cpu=None
+        CEILING, None, models_dir=tmp_path, workdir=tmp_path, database_url="sqlite:///x", cpus=None
     )
     server.stop()
     with pytest.raises(ServerError, match="exited with code"):
         server.require_alive("1 row(s) x 32 connections")
+
+
+def _result(requests: int) -> wrk.WrkResult:
+    return wrk.WrkResult(requests, 10.0, 1.0, 2.0, 3.0, 4.0, 0, {})
+
+
+def test_scaling_sets_two_workers_beside_one_process() -> None:
+    config = Config([], ["logreg"], [1], [32], 10, 0, 2, 0, 1)
+    measured = [
+        Measurement(round_, app, "logreg", 1, 32, _result(requests), cpu)
+        for round_ in (1, 2)
+        for app, requests, cpu in (("skship-pg", 10_000, 10.0), ("skship-pg-w2", 15_000, 20.0))
+    ]
+    (row,) = report.scaling(Results(config, measured))
+    assert row.rps == (1000.0, 1500.0)
+    assert row.per_cpu == (1000.0, 750.0)
+    assert row.cpu_share == (1.0, 2.0)
+    assert row.x_rps == pytest.approx(1.5)
+    assert row.x_per_cpu == pytest.approx(0.75)
+    assert "| logreg | 1 | 32 | 1,000 | 1,500 | 1.50x | 1,000 | 750 | 0.75x | 100% / 200% |" in (
+        render.scaling([row])
+    )
+
+
+def test_a_second_worker_runs_on_a_spare_cpu_when_there_is_one() -> None:
+    one, two = (next(a for a in APPS if a.name == n) for n in ("skship-pg", "skship-pg-w2"))
+    assert Config([], [], [], [], 1, 0, 1, 0, 1).cpus_for(two) == [0]
+    assert Config([], [], [], [], 1, 0, 1, 0, 1, (2, 3)).cpus_for(two) == [0, 2]
+    assert Config([], [], [], [], 1, 0, 1, 0, 1, (2, 3)).cpus_for(one) == [0]
+
+
+def test_a_server_with_workers_is_measured_with_every_worker(
+    models_dir: Path, tmp_path: Path
+) -> None:
+    app = App("skship-sqlite-w2", "skship", "sqlite", workers=2)
+    model = BenchModel("logreg", "breast_cancer", models_dir, None, models_dir)
+    server = start(
+        app, model, models_dir=models_dir, workdir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'p.db'}", cpus=None,
+    )  # fmt: skip
+    try:
+        workers = procs.tree(server.pid)[1:]
+        before = procs.cpu_seconds(server.pid), procs.cpu_seconds(*workers)
+        payload = body(sample_rows(5, 1)[0])
+        headers = {"content-type": "application/json"}
+        with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            for _ in range(200):
+                client.post(f"{server.url}/predict", content=payload, headers=headers)
+        tree_cpu = procs.cpu_seconds(server.pid) - before[0]
+        workers_cpu = procs.cpu_seconds(*workers) - before[1]
+        memory = procs.memory(server.pid)
+    finally:
+        assert server.stop() == 0
+    assert len(workers) == 2
+    assert tree_cpu >= workers_cpu > 0.1  # the supervisor itself does next to nothing
+    assert memory.rss_mib > 2 * 100  # a supervisor and two workers with a model each
