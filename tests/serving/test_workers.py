@@ -204,6 +204,36 @@ def test_sigterm_while_the_database_is_down_stops_every_worker_in_time_and_loses
 
 @pytest.mark.postgres
 @pytest.mark.slow
+def test_workers_of_a_killed_supervisor_drain_and_exit_and_lose_nothing(
+    url: str, models_dir: Path, rows: list[list[float]], tmp_path: Path
+) -> None:
+    drain = 3.0
+    live = server(models_dir, tmp_path, url, DRAIN_SECONDS=str(drain)).start()
+    workers = live.wait_workers(2)
+    with Load(live.base_url, rows, CLIENTS, fresh_connections=True) as load:
+        load.wait_for(200)
+        killed_at = time.monotonic()
+        live.signal(signal.SIGKILL)
+        live.wait_exit()
+        while any(Path(f"/proc/{pid}").exists() for pid in workers.values()):
+            assert time.monotonic() - killed_at < 1.0 + drain + 5.0, "orphaned workers live on"
+            time.sleep(0.05)
+        gone_after = time.monotonic() - killed_at
+    restarted = server(models_dir, tmp_path, url).start()
+    try:
+        wait_until_stored(url, load.answered())
+    finally:
+        restarted.stop()
+    logged = stored(url)
+
+    assert "the supervising process is gone: draining" in live.log()
+    assert gone_after < 1.0 + drain + 2.0
+    assert load.answered() - logged == Counter()
+    assert max(logged.values()) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_spools_left_by_another_number_of_workers_are_drained(
     url: str, models_dir: Path, rows: list[list[float]], tmp_path: Path
 ) -> None:
