@@ -47,7 +47,7 @@ lint: $(STAMP)
 
 ## docs: build the documentation site into site/ (mkdocs, --strict: a broken link fails)
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 ## bench: the benchmark table (needs wrk: apt-get install -y wrk)
 bench: $(STAMP)

@@ -147,15 +147,22 @@ class Reader:
         """What ``make run`` does after installing: train if missing, then serve."""
         train = subprocess.run(
             [self.python, "-m", "training", "train", "--if-missing"],
-            cwd=self.workdir, env=self.env, capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            check=False,
+            cwd=self.workdir,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert train.returncode == 0, train.stdout + train.stderr
         with self.server_log.open("ab") as out:
             self.server = subprocess.Popen(
                 [self.python, "-m", "serving", "serve"],
-                cwd=self.workdir, env={**self.env, "PORT": str(self.port)},
-                stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+                cwd=self.workdir,
+                env={**self.env, "PORT": str(self.port)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.server.poll() is not None:
@@ -182,9 +189,15 @@ class Reader:
             text = text.replace(address, f"localhost:{self.port}")
         argv = ["bash", "-c", text] if block.lang == "bash" else [self.python, "-c", text]
         done = subprocess.run(
-            argv, cwd=self.workdir, env=self.env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True, timeout=300,
-        )  # fmt: skip
+            argv,
+            check=False,
+            cwd=self.workdir,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=300,
+        )
         where = f"{source}:{command.line}: {command.text}"
         assert done.returncode == 0, f"{where}\nexit {done.returncode}:\n{done.stdout}"
         pattern = command.pattern()
