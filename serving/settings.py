@@ -1,7 +1,7 @@
 """The serving deployable's settings: read once from the environment, then passed around.
 
 Every field is an environment variable of the same name in upper case (``MODELS_DIR``,
-``DATABASE_URL`` …); CLI flags override them. The README's configuration table lists each
+``DATABASE_URL`` …); CLI flags override them. docs/configuration.md lists each
 with its default. Bad values fail at startup with the variable's name.
 """
 
@@ -19,7 +19,7 @@ MiB = 1024 * 1024
 
 
 class Settings(BaseSettings):
-    """Configuration of ``python -m serving``; see the README's configuration table."""
+    """Configuration of ``python -m serving``; see docs/configuration.md."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
