@@ -19,6 +19,9 @@ DOCS = ROOT / "docs"
 RUNNABLE = ["getting-started.md", "serving.md", "operations.md", "from-notebook.md"]
 ELSEWHERE = {
     "monitoring.md": "tests/serving/monitoring/test_docs.py runs its commands and SQL",
+    "training.md": "tests/training/test_docs.py runs its commands and Python in order",
+    "prediction-log.md": "tests/serving/predlog/test_docs.py runs its commands and SQL",
+    "log-layout.md": "python -m bench.layouts takes minutes of PostgreSQL load: a measurement",
     "kubernetes.md": "needs a cluster; make kube-test plays the manifests with podman",
 }
 
