@@ -26,9 +26,12 @@ from serving import errors, openapi
 from serving.catalog import ModelCatalog
 from serving.inference import InferenceCore
 from serving.metrics import Metrics
+from serving.monitoring.drift import MIN_ROWS
+from serving.monitoring.gauges import MonitoringGauges, Refresher
+from serving.monitoring.registry import Registry
 from serving.pipeline import RequestPipeline
 from serving.predlog import open_log
-from serving.routes import metrics, models, predict, predictions, probes
+from serving.routes import metrics, models, monitoring, predict, predictions, probes
 from serving.settings import Settings
 from serving.state import AppState
 from serving.v2 import routes as v2
@@ -50,15 +53,26 @@ def create_app(settings: Settings) -> FastAPI:
     catalog = ModelCatalog(settings, metrics_, log)
     core = InferenceCore(catalog, metrics_)
     state = AppState(settings, metrics_, log, catalog, core)
+    state.refresher = Refresher(
+        catalog,
+        log,
+        MonitoringGauges(metrics_.registry),
+        Registry(settings.models_dir),
+        window=settings.monitoring_window_seconds,
+        min_rows=MIN_ROWS,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         await asyncio.to_thread(state.log.start)
         await catalog.load_all()
         _handle_sighup(catalog)
+        refresher = _start_monitoring(state)
         try:
             yield {"app": state}
         finally:
+            if refresher is not None:
+                refresher.cancel()
             state.draining = True
             started = time.monotonic()
             spent = started - (state.drain_started or started)
@@ -80,8 +94,9 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install_handlers(app)
     max_rows = settings.max_batch_rows
     app.router.routes[:0] = [*predict.routes(core, max_rows), *v2.infer_routes(core, max_rows)]
-    for router in (probes.router, models.router, predictions.router, metrics.router, v2.router):
-        app.include_router(router)
+    routers = (probes, models, predictions, monitoring, metrics, v2)
+    for module in routers:
+        app.include_router(module.router)
     openapi.install(app, catalog, max_rows, has_keys=bool(settings.api_keys))
     app.add_middleware(RequestPipeline, settings=settings, metrics=metrics_)
     return app
@@ -91,6 +106,17 @@ def app_state(app: FastAPI) -> AppState:
     """The state of an app built by create_app (for the server and tests)."""
     state: AppState = app.state.skship
     return state
+
+
+def _start_monitoring(state: AppState) -> asyncio.Task[None] | None:
+    """The drift and quality gauges' refresher (docs/monitoring.md), unless turned off."""
+    settings = state.settings
+    refresher = state.refresher
+    if refresher is None or settings.monitoring_interval_seconds <= 0:
+        return None
+    if not settings.log_predictions:
+        return None
+    return asyncio.ensure_future(refresher.forever(settings.monitoring_interval_seconds))
 
 
 def _handle_sighup(catalog: ModelCatalog) -> None:

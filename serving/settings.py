@@ -121,6 +121,14 @@ class Settings(BaseSettings):
         description="PostgreSQL connections draining the spool in parallel (SQLite uses one).",
     )
     # Log queries made for clients (GET /predictions); docs/prediction-log.md, "Query limits".
+    monitoring_interval_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How often drift and live quality gauges are refreshed (0: never).",
+    )
+    monitoring_window_seconds: float = Field(
+        3600.0, gt=0, description="The window of predictions those gauges look at."
+    )
     database_pool_size: int = Field(
         4,
         ge=1,
