@@ -67,12 +67,16 @@ def create_app(settings: Settings) -> FastAPI:
         await asyncio.to_thread(state.log.start)
         await catalog.load_all()
         _handle_sighup(catalog)
-        refresher = _start_monitoring(state)
+        background = [
+            task
+            for task in (_start_monitoring(state), _start_retrying(state))
+            if task is not None
+        ]
         try:
             yield {"app": state}
         finally:
-            if refresher is not None:
-                refresher.cancel()
+            for task in background:
+                task.cancel()
             state.draining = True
             started = time.monotonic()
             spent = started - (state.drain_started or started)
@@ -117,6 +121,14 @@ def _start_monitoring(state: AppState) -> asyncio.Task[None] | None:
     if not settings.log_predictions:
         return None
     return asyncio.ensure_future(refresher.forever(settings.monitoring_interval_seconds))
+
+
+def _start_retrying(state: AppState) -> asyncio.Task[None] | None:
+    """Models with nothing loaded are tried again (MODEL_RETRY_SECONDS)."""
+    interval = state.settings.model_retry_seconds
+    if interval <= 0:
+        return None
+    return asyncio.ensure_future(state.catalog.retry_forever(interval))
 
 
 def _handle_sighup(catalog: ModelCatalog) -> None:

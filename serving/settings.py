@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         None,
         description="Pin the default model to this version (kept across reloads).",
     )
+    model_retry_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How often models with nothing loaded are tried again (0: never).",
+    )
     model_allow_version_mismatch: bool = Field(
         False, description="Load artifacts pickled by another scikit-learn (unsafe)."
     )
