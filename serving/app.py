@@ -68,9 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         await catalog.load_all()
         _handle_sighup(catalog)
         background = [
-            task
-            for task in (_start_monitoring(state), _start_retrying(state))
-            if task is not None
+            task for task in (_start_monitoring(state), _start_retrying(state)) if task is not None
         ]
         try:
             yield {"app": state}
