@@ -26,9 +26,12 @@ from serving import errors, openapi
 from serving.catalog import ModelCatalog
 from serving.inference import InferenceCore
 from serving.metrics import Metrics
+from serving.monitoring.drift import MIN_ROWS
+from serving.monitoring.gauges import MonitoringGauges, Refresher
+from serving.monitoring.registry import Registry
 from serving.pipeline import RequestPipeline
 from serving.predlog import open_log
-from serving.routes import metrics, models, predict, predictions, probes
+from serving.routes import metrics, models, monitoring, predict, predictions, probes
 from serving.settings import Settings
 from serving.state import AppState
 from serving.v2 import routes as v2
@@ -52,20 +55,30 @@ def create_app(settings: Settings, *, worker: int | None = None) -> FastAPI:
     catalog = ModelCatalog(settings, metrics_, log)
     core = InferenceCore(catalog, metrics_)
     state = AppState(settings, metrics_, log, catalog, core, worker=worker)
+    state.refresher = Refresher(
+        catalog,
+        log,
+        MonitoringGauges(metrics_.registry),
+        Registry(settings.models_dir),
+        window=settings.monitoring_window_seconds,
+        min_rows=MIN_ROWS,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         await asyncio.to_thread(state.log.start)
         await catalog.load_all()
         _handle_sighup(catalog)
-        sampler = None
-        if metrics_.multiprocess:
-            sampler = asyncio.create_task(metrics_.sample_periodically())
+        background = [
+            task
+            for task in (_start_monitoring(state), _start_retrying(state), _start_sampling(state))
+            if task is not None
+        ]
         try:
             yield {"app": state}
         finally:
-            if sampler is not None:
-                sampler.cancel()
+            for task in background:
+                task.cancel()
             state.draining = True
             started = time.monotonic()
             spent = started - (state.drain_started or started)
@@ -87,8 +100,9 @@ def create_app(settings: Settings, *, worker: int | None = None) -> FastAPI:
     errors.install_handlers(app)
     max_rows = settings.max_batch_rows
     app.router.routes[:0] = [*predict.routes(core, max_rows), *v2.infer_routes(core, max_rows)]
-    for router in (probes.router, models.router, predictions.router, metrics.router, v2.router):
-        app.include_router(router)
+    routers = (probes, models, predictions, monitoring, metrics, v2)
+    for module in routers:
+        app.include_router(module.router)
     openapi.install(app, catalog, max_rows, has_keys=bool(settings.api_keys))
     app.add_middleware(RequestPipeline, settings=settings, metrics=metrics_)
     return app
@@ -98,6 +112,35 @@ def app_state(app: FastAPI) -> AppState:
     """The state of an app built by create_app (for the server and tests)."""
     state: AppState = app.state.skship
     return state
+
+
+def _start_monitoring(state: AppState) -> asyncio.Task[None] | None:
+    """The drift and quality gauges' refresher (docs/monitoring.md), unless turned off.
+    With workers only slot 0 refreshes: the others would ask the database the same."""
+    settings = state.settings
+    refresher = state.refresher
+    if refresher is None or settings.monitoring_interval_seconds <= 0:
+        return None
+    if state.worker not in (None, 0):
+        return None
+    if not settings.log_predictions:
+        return None
+    return asyncio.ensure_future(refresher.forever(settings.monitoring_interval_seconds))
+
+
+def _start_sampling(state: AppState) -> asyncio.Task[None] | None:
+    """In a worker of ``serve --workers N``: its gauges, fresh for scrapes others answer."""
+    if not state.metrics.multiprocess:
+        return None
+    return asyncio.ensure_future(state.metrics.sample_periodically())
+
+
+def _start_retrying(state: AppState) -> asyncio.Task[None] | None:
+    """Models with nothing loaded are tried again (MODEL_RETRY_SECONDS)."""
+    interval = state.settings.model_retry_seconds
+    if interval <= 0:
+        return None
+    return asyncio.ensure_future(state.catalog.retry_forever(interval))
 
 
 def _handle_sighup(catalog: ModelCatalog) -> None:

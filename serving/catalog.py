@@ -107,6 +107,26 @@ class ModelCatalog:
         self.on_change()
         return results
 
+    async def retry_unloaded(self) -> list[ReloadResult]:
+        """Load again the models that have nothing loaded (the registry was empty at startup,
+        or a version failed): a server started before its training job finished serves once
+        the job promotes. Served models are never touched here; that is a reload's job."""
+        async with self._lock:
+            if any(m.model is not None for m in self.models.values()):
+                names = [n for n, m in self.models.items() if m.model is None]
+            else:
+                names = self.names()
+            results = [await self._load(name, None, keep_failed=True) for name in names]
+        if any(r.outcome == "loaded" for r in results):
+            self.on_change()
+        return results
+
+    async def retry_forever(self, interval: float) -> None:
+        """``retry_unloaded`` every ``interval`` seconds, until cancelled."""
+        while True:
+            await asyncio.sleep(interval)
+            await self.retry_unloaded()
+
     async def reload(self, name: str, version: str | None) -> ReloadResult:
         """Load ``version`` of ``name`` (``"current"`` unpins; None keeps the pin). A model
         not served yet joins only when it loads; a failed reload changes nothing."""

@@ -18,11 +18,20 @@ from serving.predlog.queries import as_utc, check_text
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """Request, response and row schemas: unknown fields are refused."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class PredictRequest(_Strict):
+def iso_only(value: object) -> object:
+    """pydantic would read "1700000000" as a Unix time; the API promises ISO 8601 only."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2026-11-27T10:00:00Z")
+    return value
+
+
+class PredictRequest(Strict):
     """Instances keyed by feature name, or arrays in the model's feature order."""
 
     instances: list[dict[str, float | str | bool | None] | list[float | str | bool | None]] = Field(
@@ -30,19 +39,19 @@ class PredictRequest(_Strict):
     )
 
 
-class ModelRef(_Strict):
+class ModelRef(Strict):
     name: str
     version: str
 
 
-class OutOfRange(_Strict):
+class OutOfRange(Strict):
     """A row with values outside what the model saw in training: served, but flagged."""
 
     row: int
     features: list[str]
 
 
-class PredictResponse(_Strict):
+class PredictResponse(Strict):
     request_id: UUID
     model: ModelRef
     predictions: list[str] | list[float]
@@ -54,25 +63,25 @@ class PredictResponse(_Strict):
     )
 
 
-class ErrorBody(_Strict):
+class ErrorBody(Strict):
     detail: str
 
 
-class Problem(_Strict):
+class Problem(Strict):
     loc: list[str | int]
     msg: str
     type: str
 
 
-class ValidationErrorBody(_Strict):
+class ValidationErrorBody(Strict):
     detail: list[Problem]
 
 
-class Health(_Strict):
+class Health(Strict):
     status: Literal["ok"]
 
 
-class LogReadiness(_Strict):
+class LogReadiness(Strict):
     store: str
     accepting: bool
     store_reachable: bool
@@ -80,14 +89,14 @@ class LogReadiness(_Strict):
     oldest_unwritten_age_s: float | None
 
 
-class ModelReadiness(_Strict):
+class ModelReadiness(Strict):
     name: str
     version: str | None
     ready: bool
     error: str | None
 
 
-class Readiness(_Strict):
+class Readiness(Strict):
     status: Literal["ready", "not ready"]
     reasons: list[str]
     model: ModelRef | None = Field(description="The default model, when it is loaded.")
@@ -100,7 +109,7 @@ class Readiness(_Strict):
     log: LogReadiness
 
 
-class FeatureInfo(_Strict):
+class FeatureInfo(Strict):
     """One input: its type, whether null is accepted, its training statistics."""
 
     name: str
@@ -114,7 +123,7 @@ class FeatureInfo(_Strict):
     categories: list[str] | None
 
 
-class ModelInfo(_Strict):
+class ModelInfo(Strict):
     name: str
     version: str
     created_at: datetime
@@ -138,7 +147,7 @@ class ModelInfo(_Strict):
     reference_profile: bool = Field(description="A reference profile for drift exists.")
 
 
-class ModelStatus(_Strict):
+class ModelStatus(Strict):
     name: str
     version: str | None = Field(description="The version served; null when none loaded.")
     ready: bool
@@ -148,11 +157,11 @@ class ModelStatus(_Strict):
     task: Literal["classification", "regression"] | None
 
 
-class ModelsList(_Strict):
+class ModelsList(Strict):
     models: list[ModelStatus]
 
 
-class ReloadRequest(_Strict):
+class ReloadRequest(Strict):
     """No body (or {}): every model. Otherwise one model (the default when `model` is
     omitted), pinned to `version` when given ("current" unpins)."""
 
@@ -162,7 +171,7 @@ class ReloadRequest(_Strict):
     )
 
 
-class ReloadResult(_Strict):
+class ReloadResult(Strict):
     name: str
     outcome: Literal["loaded", "reloaded", "unchanged", "failed"]
     version: str | None = Field(description="The version served after the reload.")
@@ -171,16 +180,16 @@ class ReloadResult(_Strict):
     error: str | None
 
 
-class ReloadResults(_Strict):
+class ReloadResults(Strict):
     models: list[ReloadResult]
 
 
-class ReloadFailed(_Strict):
+class ReloadFailed(Strict):
     detail: str
     models: list[ReloadResult]
 
 
-class PredictionsQuery(_Strict):
+class PredictionsQuery(Strict):
     """Filters and paging of GET /predictions; checked before any database sees them."""
 
     since: datetime | None = Field(None, description="Only rows at or after (ISO 8601).")
@@ -195,10 +204,7 @@ class PredictionsQuery(_Strict):
     @field_validator("since", "until", mode="before")
     @classmethod
     def _iso_only(cls, value: object) -> object:
-        # pydantic would read "1700000000" as a Unix time; the API promises ISO 8601 only.
-        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-            raise ValueError("expected an ISO 8601 date-time, e.g. 2026-11-27T10:00:00Z")
-        return value
+        return iso_only(value)
 
     @field_validator("since", "until")
     @classmethod
@@ -214,7 +220,7 @@ class PredictionsQuery(_Strict):
 FeatureValue = float | str | bool | None
 
 
-class LoggedRow(_Strict):
+class LoggedRow(Strict):
     """One row of the prediction log (relation ``predictions``)."""
 
     request_id: UUID
@@ -234,28 +240,28 @@ class LoggedRow(_Strict):
     )
 
 
-class PredictionsPage(_Strict):
+class PredictionsPage(Strict):
     items: list[LoggedRow]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
 
 
-class V2Error(_Strict):
+class V2Error(Strict):
     error: str
 
 
-class V2ServerMetadata(_Strict):
+class V2ServerMetadata(Strict):
     name: str
     version: str
     extensions: list[str]
 
 
-class V2TensorMetadata(_Strict):
+class V2TensorMetadata(Strict):
     name: str
     datatype: str
     shape: list[int]
 
 
-class V2ModelMetadata(_Strict):
+class V2ModelMetadata(Strict):
     name: str
     versions: list[str]
     platform: str
@@ -264,7 +270,7 @@ class V2ModelMetadata(_Strict):
     parameters: dict[str, Any]
 
 
-class V2ModelReady(_Strict):
+class V2ModelReady(Strict):
     name: str
     ready: bool
 

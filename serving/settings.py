@@ -1,7 +1,7 @@
 """The serving deployable's settings: read once from the environment, then passed around.
 
 Every field is an environment variable of the same name in upper case (``MODELS_DIR``,
-``DATABASE_URL`` …); CLI flags override them. The README's configuration table lists each
+``DATABASE_URL`` …); CLI flags override them. docs/configuration.md lists each
 with its default. Bad values fail at startup with the variable's name.
 """
 
@@ -22,7 +22,7 @@ MAX_WORKERS = 64
 
 
 class Settings(BaseSettings):
-    """Configuration of ``python -m serving``; see the README's configuration table."""
+    """Configuration of ``python -m serving``; see docs/configuration.md."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     model_version: str | None = Field(
         None,
         description="Pin the default model to this version (kept across reloads).",
+    )
+    model_retry_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How often models with nothing loaded are tried again (0: never).",
     )
     model_allow_version_mismatch: bool = Field(
         False, description="Load artifacts pickled by another scikit-learn (unsafe)."
@@ -130,6 +135,14 @@ class Settings(BaseSettings):
         description="PostgreSQL connections draining the spool in parallel (SQLite uses one).",
     )
     # Log queries made for clients (GET /predictions); docs/prediction-log.md, "Query limits".
+    monitoring_interval_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How often drift and live quality gauges are refreshed (0: never).",
+    )
+    monitoring_window_seconds: float = Field(
+        3600.0, gt=0, description="The window of predictions those gauges look at."
+    )
     database_pool_size: int = Field(
         4,
         ge=1,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from serving.catalog import ModelCatalog
 from serving.inference import InferenceCore
 from serving.metrics import Metrics
+from serving.monitoring.gauges import Refresher
 from serving.predlog.records import PredictionLog
 from serving.settings import Settings
 
@@ -24,6 +25,8 @@ class AppState:
     core: InferenceCore
     worker: int | None = None
     """The slot of this worker process with ``WORKERS`` > 1 (serving/worker.py), else None."""
+    refresher: Refresher | None = None
+    """Refreshes the monitoring gauges (serving/monitoring/gauges.py)."""
     draining: bool = False
     drain_started: float | None = None
     """time.monotonic() of the shutdown signal; the log's flush gets what is left."""

@@ -7,9 +7,9 @@ other file). ``<models_dir>/<name>/current`` names the version to serve and is r
 atomically.
 
 Loading reads the model's bytes once, checks their digest against the metadata and only
-then deserialises those same bytes, under a trust policy (docs/training.md, "Trust
-policy"): skops with exactly the recorded trusted types, each safe or allowed by the
-operator; a pickle only when the metadata is signed or the operator opted in. With a
+then deserialises those same bytes, under a trust policy (see docs/training.md,
+"Trust policy"): skops with exactly the recorded trusted types, each safe or allowed by
+the operator; a pickle only when the metadata is signed or the operator opted in. With a
 signing key, the metadata itself carries an HMAC, so rewriting the digests along with the
 model is refused too.
 

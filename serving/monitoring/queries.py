@@ -26,6 +26,7 @@ from serving.monitoring import sql
 from serving.predlog import sqlite
 from serving.predlog.log import is_postgres
 from serving.predlog.migrations import MIGRATE_HINT, SchemaError
+from serving.predlog.reading import Connector
 
 Row = dict[str, Any]
 Edges = Sequence[float] | None
@@ -140,14 +141,20 @@ class PostgresSource:
 
 
 class SqliteSource:
-    """Monitoring queries on the SQLite log; one short-lived connection per call."""
+    """Monitoring queries on the SQLite log; one short-lived connection per call (from
+    ``connect`` when given: the server's bounded ones)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        connect: Callable[[], AbstractContextManager[sqlite3.Connection]] | None = None,
+    ) -> None:
         self.url = url
+        self._connect = connect or (lambda: closing(sqlite.connect(self.url)))
 
     def _fetch(self, statement: str, params: dict[str, Any]) -> list[Row]:
         values = {k: sqlite.to_text(v) if isinstance(v, datetime) else v for k, v in params.items()}
-        with closing(sqlite.connect(self.url)) as conn:
+        with self._connect() as conn:
             _ensure_math(conn)
             conn.row_factory = _dict_row
             try:
@@ -224,3 +231,10 @@ def open_source(url: str) -> LiveSource:
             )
         )
     return SqliteSource(url)
+
+
+def connected_source(connector: Connector) -> LiveSource:
+    """Monitoring queries over a query runner's bounded connections (the server's routes)."""
+    if connector.postgres:
+        return PostgresSource(connector.connect)
+    return SqliteSource(connector.url, connector.connect)

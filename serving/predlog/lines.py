@@ -86,11 +86,10 @@ class RowEncoder:
             NULL if record.client_request_id is None else escape(record.client_request_id),
         )
         numeric = isinstance(record.features, np.ndarray)
-        features = (
-            _rows(record.features)
-            if numeric
-            else [_typed(self._names, row) for row in record.features]
-        )
+        if isinstance(record.features, np.ndarray):
+            features = _rows(record.features)
+        else:
+            features = [_typed(self._names, row) for row in record.features]
         if len(features) != len(record.predictions):
             raise ValueError(f"request {record.request_id}: rows and predictions differ")
         probabilities: list[bytes] | None = None
@@ -115,13 +114,14 @@ def _template(names: tuple[str, ...]) -> bytes:
     return b"{" + b",".join(key + b":%b" for key in keys) + b"}"
 
 
-def _rows(matrix: object) -> list[bytes]:
+def _rows(matrix: np.ndarray) -> list[bytes]:
     """A 2-d array as the JSON text of each row's numbers: ``[b"1.0,2.0", b"3.0,4.0"]``.
 
-    orjson prints the whole matrix at C speed; numbers hold no brackets, so splitting its
-    text on ``],[`` is exact.
+    orjson prints the whole matrix at C speed (it needs C order: some pipelines return
+    probabilities in Fortran order); numbers hold no brackets, so splitting its text on
+    ``],[`` is exact.
     """
-    text = orjson.dumps(matrix, option=_NUMPY)
+    text = orjson.dumps(np.ascontiguousarray(matrix), option=_NUMPY)
     return text[2:-2].split(b"],[") if text != b"[]" else []
 
 

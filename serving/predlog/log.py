@@ -18,7 +18,7 @@ from serving.predlog import metrics
 from serving.predlog.migrations import SchemaError
 from serving.predlog.postgres import PostgresStore
 from serving.predlog.queries import Filters, Queries, decode_cursor
-from serving.predlog.reading import QueryRunner
+from serving.predlog.reading import Connector, QueryRunner
 from serving.predlog.records import (
     LogFullError,
     LogStatus,
@@ -145,6 +145,9 @@ class DurablePredictionLog:
     async def read(self, work: Callable[[Queries], T]) -> T:
         return await self._queries.run(work)
 
+    async def read_connected(self, work: Callable[[Connector], T]) -> T:
+        return await self._queries.run_connected(work)
+
     def cancel_queries(self) -> None:
         self._queries.cancel()
 
@@ -194,6 +197,9 @@ class DisabledPredictionLog:
         return Page([], None)
 
     async def read(self, work: Callable[[Queries], T]) -> T:
+        raise LogUnavailableError("prediction logging is disabled (LOG_PREDICTIONS=false)")
+
+    async def read_connected(self, work: Callable[[Connector], T]) -> T:
         raise LogUnavailableError("prediction logging is disabled (LOG_PREDICTIONS=false)")
 
     def cancel_queries(self) -> None:

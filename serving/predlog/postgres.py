@@ -3,8 +3,8 @@
 A batch is one transaction: COPY into a session-private staging table, then
 INSERT ... ON CONFLICT DO NOTHING into ``predictions``, so a replayed batch never
 duplicates. ``bench.drain`` measured this at several times the rows/s of ``executemany``
-in pipeline mode (README, "Prediction log"); ``method="executemany"`` keeps the slower
-path for that comparison.
+in pipeline mode (docs/performance.md, "The log's write methods");
+``method="executemany"`` keeps the slower path for that comparison.
 
 The pool holds one connection per writer thread, checks it before each batch and replaces
 it when the server restarted or was killed; while it cannot connect, ``write`` raises

@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
@@ -75,6 +76,11 @@ class QueryRunner:
     async def run(self, work: Callable[[Queries], T]) -> T:
         """``work(queries)`` on a query thread; its result, its own exception (bad input), or
         QueryUnavailableError once the bounds are spent."""
+        return await self.run_connected(lambda connector: work(connector.queries()))
+
+    async def run_connected(self, work: Callable[[Connector], T]) -> T:
+        """``work(connector)`` under the same bounds, for readers other than ``Queries``
+        (monitoring): the connector hands out this runner's bounded connections."""
         try:
             future: Future[T] = self._threads.submit(
                 self._job, work, time.monotonic() + self.wait_seconds
@@ -115,9 +121,9 @@ class QueryRunner:
         if self._canceller is not None:
             self._canceller.join(timeout)
 
-    def _job(self, work: Callable[[Queries], T], deadline: float) -> T:
+    def _job(self, work: Callable[[Connector], T], deadline: float) -> T:
         try:
-            return work(self._queries(deadline))
+            return work(Connector(self, deadline))
         except _DATABASE_ERRORS as exc:
             if self._closed:
                 raise QueryUnavailableError(SHUTTING_DOWN) from None
@@ -205,6 +211,31 @@ class QueryRunner:
                     open=True,
                 )
             return self._pool
+
+
+@dataclass(frozen=True)
+class Connector:
+    """Bounded connections of a QueryRunner for one job (PostgreSQL or SQLite by ``url``)."""
+
+    runner: QueryRunner
+    deadline: float
+
+    @property
+    def url(self) -> str:
+        return self.runner.url
+
+    @property
+    def postgres(self) -> bool:
+        return not self.url.startswith(sqlite.URL_PREFIX)
+
+    def queries(self) -> Queries:
+        return self.runner._queries(self.deadline)
+
+    def connect(self) -> contextlib.AbstractContextManager[Any]:
+        """A PostgreSQL connection (from the pool) or a SQLite one, within the bounds."""
+        if self.postgres:
+            return self.runner._pg_connection(self.deadline)
+        return self.runner._sqlite_connection(self.deadline)
 
 
 def query_connection_kwargs(

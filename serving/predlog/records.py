@@ -16,6 +16,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from serving.predlog.queries import Filters, Queries
+    from serving.predlog.reading import Connector
 
 T = TypeVar("T")
 
@@ -139,6 +140,9 @@ class PredictionLog(Protocol):
 
     async def read(self, work: Callable[[Queries], T]) -> T:
         """``work`` on the query threads, within the same bounds as ``query_page``."""
+
+    async def read_connected(self, work: Callable[[Connector], T]) -> T:
+        """``work(connector)`` within the same bounds, for other readers (monitoring)."""
 
     def cancel_queries(self) -> None:
         """Refuse new queries and cancel the running ones; returns at once.

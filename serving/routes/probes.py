@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 from starlette.responses import Response
 
+from serving.catalog import ServedModel
 from serving.deps import StateDep
 from serving.errors import json_response
 from serving.schemas import Health, Readiness
@@ -41,13 +42,16 @@ def readiness(state: AppState) -> dict[str, Any]:
     the process that would serve its next request on that connection."""
     reasons = []
     catalog = state.catalog
+    # Probes are open to anyone; with API keys set (a protected deployment) why a model did
+    # not load (paths, digests) is told only behind a key, in GET /models.
+    detail = (lambda m: m.error) if not state.settings.api_keys else _withheld
     served = [m for m in catalog.models.values() if m.model is not None]
     default = catalog.default
     if not served:
-        why = "; ".join(f"{m.name}: {m.error}" for m in catalog.models.values()) or "loading"
+        why = "; ".join(f"{m.name}: {detail(m)}" for m in catalog.models.values()) or "loading"
         reasons.append(f"no model loaded: {why}")
     elif default is not None and default.model is None:
-        reasons.append(f"default model {default.name!r} not loaded: {default.error}")
+        reasons.append(f"default model {default.name!r} not loaded: {detail(default)}")
     if state.draining:
         reasons.append("draining: shutting down")
     log = state.log.status()
@@ -65,7 +69,7 @@ def readiness(state: AppState) -> dict[str, Any]:
                 "name": m.name,
                 "version": m.model.version if m.model is not None else None,
                 "ready": m.model is not None,
-                "error": m.error,
+                "error": detail(m),
             }
             for _, m in sorted(catalog.models.items())
         ],
@@ -79,3 +83,7 @@ def readiness(state: AppState) -> dict[str, Any]:
             "oldest_unwritten_age_s": log.oldest_unwritten_age_s,
         },
     }
+
+
+def _withheld(model: ServedModel) -> str | None:
+    return None if model.error is None else "see GET /models (needs a key)"

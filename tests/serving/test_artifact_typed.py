@@ -1,6 +1,7 @@
 """A model trained on typed data loads through serving.artifact.load and predicts on a
-DataFrame built from JSON values exactly as docs/training.md ("How the service feeds a
-pipeline") says the service builds it — identically to the frame it was trained on."""
+DataFrame built from JSON values exactly as the docs say the service builds it
+(docs/training.md, "How the service feeds a pipeline") — identically to the frame it was
+trained on."""
 
 from __future__ import annotations
 

@@ -111,3 +111,14 @@ def test_with_keys_and_no_admin_token_admin_needs_a_key(models_dir: Path, tmp_pa
     with TestClient(create_app(settings)) as client:
         assert client.post("/admin/reload").status_code == 401
         assert client.post("/admin/reload", headers={"X-API-Key": "k"}).status_code == 200
+
+
+def test_with_keys_ready_withholds_why_a_model_failed(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "empty", tmp_path, api_keys="alice=k")
+    with TestClient(create_app(settings)) as client:
+        ready = client.get("/ready")
+        models = client.get("/models", headers={"X-API-Key": "k"}).json()["models"]
+    assert ready.status_code == 503
+    assert str(tmp_path) not in ready.text
+    assert "see GET /models" in ready.text
+    assert str(tmp_path) in models[0]["error"]

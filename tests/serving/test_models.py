@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -161,3 +162,20 @@ def test_reloading_an_unknown_model_is_404_and_adds_nothing(registry: Path, tmp_
     assert names == ["breast_cancer", "diabetes"]
     assert diabetes["pinned"] is None
     assert diabetes["error"] is None
+
+
+def test_a_server_started_before_training_serves_once_a_model_is_promoted(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "empty"
+    data = load_builtin("iris")
+    settings = make_settings(root, tmp_path, model_name="iris", model_retry_seconds=0.2)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/ready").status_code == 503
+        path = save(fit(data, cv_folds=0), data, root, name="iris")
+        artifact.write_current(root, "iris", path.name)
+        deadline = time.monotonic() + 10
+        while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        served = client.post("/predict", json={"instances": data.X[:1].tolist()})
+    assert served.status_code == 200

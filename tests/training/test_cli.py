@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from serving import artifact
@@ -288,3 +291,19 @@ def test_an_unknown_model_name_lists_the_models_there(cli: Cli, registry: Path) 
         _no_traceback(done.stderr)
         assert f"no model 'typo' in {registry}; its models are: breast_cancer" in done.stderr
         assert "make train" not in done.stderr
+
+
+def test_show_into_a_reader_that_went_away_is_quiet(tmp_path: Path) -> None:
+    registry = tmp_path / "models"
+    env = {**os.environ, "MODELS_DIR": str(registry)}
+    subprocess.run(
+        [sys.executable, "-m", "training", "train", "--dataset", "iris", "--cv-folds", "0"],
+        env=env, capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
+    # `true` exits before reading anything: the write meets a closed pipe, as with `| head`.
+    shown = subprocess.run(
+        f"{sys.executable} -m training show --name iris | true",
+        shell=True, env=env, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in shown.stderr
+    assert "BrokenPipeError" not in shown.stderr
