@@ -308,7 +308,7 @@ def test_sighup_reloads_every_worker(models_dir: Path, tmp_path: Path) -> None:
 def test_one_metrics_reports_every_worker(
     models_dir: Path, tmp_path: Path, rows: list[list[float]]
 ) -> None:
-    live = server(models_dir, tmp_path).start()
+    live = server(models_dir, tmp_path, MONITORING_INTERVAL_SECONDS="1").start()
     try:
         workers = live.wait_workers(2)
         route = {"route": "/ready", "method": "GET", "status": "200"}
@@ -336,5 +336,6 @@ def test_one_metrics_reports_every_worker(
     assert reachable == 1  # every live worker reaches the store
     assert queued == 0
     assert scrape.count("skship_model_info{") == 1  # one series, no per-process label
+    assert scrape.count("skship_monitoring_refreshed_timestamp_seconds{") == 1  # slot 0's
     assert 'pid="' not in scrape
     assert after_kill >= counted  # a dead worker's counts stay in the sums
