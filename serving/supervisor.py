@@ -198,6 +198,8 @@ class Supervisor:
     def _on_notify(self, slot: Slot, notify: int) -> None:
         try:
             data = os.read(notify, 64)
+        except BlockingIOError:  # nothing to read after all
+            return
         except OSError:
             data = b""
         if data and slot.process is not None:
@@ -248,6 +250,7 @@ class Supervisor:
         """Start the worker of ``slot``: a fresh ``python -m serving worker``."""
         slot.restart_at = None
         read_end, write_end = os.pipe2(os.O_CLOEXEC)
+        os.set_blocking(read_end, False)  # the main loop must never wait on one worker
         argv = [
             *self.command, "--slot", str(slot.number),
             "--socket-fd", str(self.sock.fileno()), "--notify-fd", str(write_end),

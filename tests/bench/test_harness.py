@@ -167,5 +167,7 @@ def test_a_server_with_workers_is_measured_with_every_worker(
     finally:
         assert server.stop() == 0
     assert len(workers) == 2
-    assert tree_cpu >= workers_cpu > 0.1  # the supervisor itself does next to nothing
+    tick = 1 / procs.CLOCK_TICKS
+    assert tree_cpu >= workers_cpu - tick  # the workers are counted (the supervisor idles)
+    assert workers_cpu > 0.1
     assert memory.rss_mib > 2 * 100  # a supervisor and two workers with a model each
