@@ -34,7 +34,6 @@ gunicorn's arbiter were the references; neither gives per-slot restarts or this 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import select
@@ -48,14 +47,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from prometheus_client import multiprocess
-from pydantic import SecretStr
 
 from serving.metrics import MULTIPROC_ENV
-from serving.settings import MiB, Settings
-from serving.slots import SpoolClaim, slot_dir
+from serving.settings import Settings
+from serving.slots import SpoolClaim
+from serving.worker import worker_settings
 
 logger = logging.getLogger("serving.supervisor")
 
@@ -274,21 +272,10 @@ class Supervisor:
             os.close(write_end)
         if process.stdin is not None:  # always, with stdin=PIPE
             with contextlib.suppress(BrokenPipeError), process.stdin:
-                process.stdin.write(self._settings_for(slot.number))
+                process.stdin.write(worker_settings(self.settings, slot.number))
         slot.process, slot.notify, slot.serving = process, read_end, False
         slot.started_at = time.monotonic()
         logger.info("worker %d started (pid %d)", slot.number, process.pid)
-
-    def _settings_for(self, number: int) -> bytes:
-        """The worker's settings: its spool slot and its share of the spool cap."""
-        workers = self.settings.workers
-        worker = self.settings.model_copy(
-            update={
-                "spool_dir": slot_dir(self.settings.spool_dir, number),
-                "spool_max_bytes": max(MiB, self.settings.spool_max_bytes // workers),
-            }
-        )
-        return json.dumps(worker.model_dump(), default=_plain).encode()
 
     def _stop(self, exit_code: int) -> None:
         self.stopping = True
@@ -340,13 +327,3 @@ def _describe(code: int) -> str:
             return f"was killed by {signal.Signals(-code).name}"
         return f"was killed by signal {-code}"
     return f"exited with code {code}"
-
-
-def _plain(value: Any) -> Any:
-    """JSON for what ``Settings.model_dump`` leaves as objects (secrets travel in clear, on
-    the worker's stdin only)."""
-    if isinstance(value, SecretStr):
-        return value.get_secret_value()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot pass {type(value).__name__} to a worker")

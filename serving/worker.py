@@ -17,24 +17,49 @@ one-process server (serving/server.py ``serve``), with three differences:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
 import socket
 import sys
+from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import uvicorn
+from pydantic import SecretStr
 
 from serving.server import DrainingServer, configure_logging, serve
-from serving.settings import Settings
+from serving.settings import MiB, Settings
+from serving.slots import slot_dir
 from serving.state import AppState
 
 logger = logging.getLogger("serving")
 
 PARENT_CHECK_TICKS = 10
 """uvicorn ticks every 0.1 s: look for the supervisor once a second."""
+
+
+def worker_settings(settings: Settings, slot: int) -> bytes:
+    """What the supervisor writes to worker ``slot``'s stdin: the server's settings with
+    the worker's spool slot and its share of the spool cap, as JSON (secrets in clear: they
+    travel through a pipe only)."""
+    worker = settings.model_copy(
+        update={
+            "spool_dir": slot_dir(settings.spool_dir, slot),
+            "spool_max_bytes": max(MiB, settings.spool_max_bytes // settings.workers),
+        }
+    )
+    return json.dumps(worker.model_dump(), default=_plain).encode()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot pass {type(value).__name__} to a worker")
 
 
 def main(slot: int, socket_fd: int, notify_fd: int) -> NoReturn:
