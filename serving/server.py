@@ -18,6 +18,7 @@ from types import FrameType
 import uvicorn
 
 from serving.app import app_state, create_app
+from serving.connections import ConnectionLimits, protocol_class
 from serving.settings import Settings
 from serving.state import AppState
 
@@ -62,6 +63,10 @@ def run(settings: Settings) -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(max(1, settings.drain_seconds)),
         server_header=False,
+        # Header, body, idle and connection limits (serving/connections).
+        http=protocol_class(ConnectionLimits.from_settings(settings)),
+        timeout_keep_alive=settings.keepalive_timeout_seconds,
+        ws="none",  # no WebSocket routes: an upgrade request is served as plain HTTP
     )
     server = DrainingServer(config, app_state(app))
     server.run()

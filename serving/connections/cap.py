@@ -1,0 +1,63 @@
+"""MAX_CONNECTIONS: a count of open connections that makes room by closing idle ones."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Protocol
+
+logger = logging.getLogger("serving.connections")
+
+
+class Closable(Protocol):
+    def close_idle(self) -> None: ...
+
+
+class OpenConnections:
+    """Counts open connections; at the cap, closes the longest-idle ones to make room.
+
+    Idle means no request is being served: waiting for a first request, between requests
+    (keep-alive), still receiving a request head, or discarding after an early answer.
+    A connection whose request is in the app is never closed for room; when every other
+    connection is busy, the newest one is.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.count = 0
+        # Insertion-ordered: the first key has been idle the longest.
+        self._idle: dict[Closable, None] = {}
+        # Closed for room, not yet gone (connection_lost comes on a later loop turn).
+        self._closing: set[Closable] = set()
+        self._warned = 0.0
+
+    def opened(self, conn: Closable) -> None:
+        self.count += 1
+        self._idle[conn] = None
+        if self.count > self.cap:
+            self._make_room()
+
+    def closed(self, conn: Closable) -> None:
+        self.count -= 1
+        self._idle.pop(conn, None)
+        self._closing.discard(conn)
+
+    def busy(self, conn: Closable) -> None:
+        self._idle.pop(conn, None)
+
+    def idle(self, conn: Closable) -> None:
+        self._idle.pop(conn, None)
+        self._idle[conn] = None
+
+    def _make_room(self) -> None:
+        now = time.monotonic()
+        if now - self._warned > 60:
+            self._warned = now
+            logger.warning(
+                "%d open connections (MAX_CONNECTIONS): closing the longest-idle ones", self.cap
+            )
+        while self.count - len(self._closing) > self.cap and self._idle:
+            oldest = next(iter(self._idle))
+            del self._idle[oldest]
+            self._closing.add(oldest)
+            oldest.close_idle()
