@@ -10,16 +10,20 @@ logger = logging.getLogger("serving.connections")
 
 
 class Closable(Protocol):
-    def close_idle(self) -> None: ...
+    def close_idle(self) -> bool:
+        """Close unless a request is in the app (then False)."""
+        ...
 
 
 class OpenConnections:
     """Counts open connections; at the cap, closes the longest-idle ones to make room.
 
-    Idle means no request is being served: waiting for a first request, between requests
+    Idle means no request is in the app: waiting for a first request, between requests
     (keep-alive), still receiving a request head, or discarding after an early answer.
     A connection whose request is in the app is never closed for room; when every other
-    connection is busy, the newest one is.
+    connection is busy, the newest one is. Connections enter the order when they open and
+    move to its end after each response; a busy one met at the front leaves it until its
+    response (one dictionary update per request, none per read).
     """
 
     def __init__(self, cap: int) -> None:
@@ -42,9 +46,6 @@ class OpenConnections:
         self._idle.pop(conn, None)
         self._closing.discard(conn)
 
-    def busy(self, conn: Closable) -> None:
-        self._idle.pop(conn, None)
-
     def idle(self, conn: Closable) -> None:
         self._idle.pop(conn, None)
         self._idle[conn] = None
@@ -59,5 +60,5 @@ class OpenConnections:
         while self.count - len(self._closing) > self.cap and self._idle:
             oldest = next(iter(self._idle))
             del self._idle[oldest]
-            self._closing.add(oldest)
-            oldest.close_idle()
+            if oldest.close_idle():
+                self._closing.add(oldest)

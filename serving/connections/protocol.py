@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 from collections.abc import Callable
 from typing import Any, ClassVar, cast
 
@@ -38,10 +37,15 @@ import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from serving.connections.cap import OpenConnections
-from serving.connections.heads import check_head, error_response, too_large_head
 from serving.connections.limits import ConnectionLimits
-
-logger = logging.getLogger("serving.connections")
+from serving.connections.refusals import (
+    TRANSFER_ENCODING,
+    RefusalLog,
+    check_head,
+    error_response,
+    too_large_head,
+    transfer_coding_problem,
+)
 
 
 class _RefusedError(Exception):
@@ -53,11 +57,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     limits: ClassVar[ConnectionLimits]
     open_connections: ClassVar[OpenConnections]
+    refusals: ClassVar[RefusalLog]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_pending = True  # waiting for (the rest of) a request head
-        self._began = False  # a byte of that head's request line was parsed
+        # uvicorn's headers list of the last complete request: while the head is pending,
+        # ``self.headers is not self._done_headers`` once a byte of the next one was parsed.
+        self._done_headers: list[tuple[bytes, bytes]] | None = None
         self._whole = False  # every read holding that head was counted in _head_bytes
         self._head_bytes = 0
         self._body_pending = False  # the head is in, the body is not
@@ -82,9 +89,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.open_connections.closed(self)
         super().connection_lost(exc)
 
-    def close_idle(self) -> None:
-        """Closed to make room under MAX_CONNECTIONS."""
+    def close_idle(self) -> bool:
+        """Close to make room under MAX_CONNECTIONS; False while a request is in the app."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            return False
         self.transport.close()
+        return True
 
     def close_after_request(self, cycle: RequestResponseCycle) -> None:
         """What ``cycle``'s ``transport.close()`` does: wait for the rest of its body when
@@ -98,15 +109,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._unset_keepalive_if_required()
-        if self._lingering:
-            self._discard(len(data))
+        if (self._lingering or self._discarding) and self._dropped(len(data)):
             return
-        if self._discarding:
-            self._discard(len(data))
-            if self.transport.is_closing():
-                return
         if self._head_pending:
-            if not self._began:
+            if self.headers is self._done_headers:
                 self._whole = True
             self._head_bytes += len(data)
         try:
@@ -119,54 +125,66 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         except httptools.HttpParserError:
             if self._refusal is not None:
                 self._refuse(*self._refusal)
-            else:
+            else:  # uvicorn's answer to a malformed request
                 msg = "Invalid HTTP request received."
                 self.logger.warning(msg)
                 self.send_400_response(msg)
             return
-        self._after_read()
-
-    def _after_read(self) -> None:
-        """Refuse an oversized partial head; arm the head or body deadline once one spans
-        reads (a request that arrives in one read, the usual case, arms neither)."""
-        limits = self.limits
+        # A request that arrives in one read (the usual case) leaves nothing to do here.
         if self._head_pending:
-            if self._head_bytes > limits.max_header_bytes:
-                self._refuse(431, too_large_head(limits))
-            elif self._deadline is None and (self._began or self._head_bytes):
-                self._deadline = self.loop.call_later(limits.header_timeout, self._head_late)
+            if self._head_bytes or self.headers is not self._done_headers:
+                self._partial_head()
         elif self._body_pending and self._deadline is None:
-            self._deadline = self.loop.call_later(limits.body_timeout, self._body_late)
-            # The body spans reads: let the cycle close only once it is all in.
-            self.cycle.transport = cast(asyncio.Transport, _CycleTransport(self, self.cycle))
+            self._partial_body()
+
+    def _partial_head(self) -> None:
+        limits = self.limits
+        if self._head_bytes > limits.max_header_bytes:
+            self._refuse(431, too_large_head(limits))
+        elif self._deadline is None:
+            self._deadline = self.loop.call_later(limits.header_timeout, self._head_late)
+
+    def _partial_body(self) -> None:
+        self._deadline = self.loop.call_later(self.limits.body_timeout, self._body_late)
+        # The cycle may close the connection only once the body is all in.
+        self.cycle.transport = cast(asyncio.Transport, _CycleTransport(self, self.cycle))
 
     # Parser callbacks (uvicorn's, with bookkeeping)
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._began = True
-
     def on_headers_complete(self) -> None:
         self._head_pending = False
-        self._began = False
-        self._cancel_deadline()
-        # _head_bytes counts whole reads: exact enough unless the head shared a read with
-        # the previous request or with its own body; then the head itself is measured.
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         limits = self.limits
-        measure = not self._whole or self._head_bytes > limits.max_header_bytes
-        self._refusal = check_head(self.url, self.headers, limits, measure=measure)
+        headers = self.headers
+        # _head_bytes counts whole reads: exact unless the head shared a read with the
+        # previous request (then it is measured) or with its body (then it may be).
+        if (
+            len(headers) > limits.max_headers
+            or not self._whole
+            or self._head_bytes > limits.max_header_bytes
+        ):
+            self._refusal = check_head(self.url, headers, limits)
+        else:
+            self._refusal = None
+            for name, _ in headers:
+                if name == TRANSFER_ENCODING:
+                    self._refusal = transfer_coding_problem(headers)
         if self._refusal is not None:
             raise _RefusedError
         super().on_headers_complete()
         self._body_pending = True
-        self.open_connections.busy(self)
 
     def on_message_complete(self) -> None:
         self._body_pending = False
         self._head_pending = True
+        self._done_headers = self.headers
         self._whole = False
         self._head_bytes = 0
-        self._cancel_deadline()
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         if self._discarding:
             # The response went out before this body was in; uvicorn arms no keep-alive
             # timer for the time after it.
@@ -228,7 +246,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             if cycle.response_started:
                 transport.close()
                 return
-        logger.warning("%s: %d %s", _peer(self.client), status, detail)
+        self.refusals.refused(_peer(self.client), status, detail)
         transport.write(error_response(status, detail, self.server_state.default_headers))
         self._linger()
 
@@ -243,10 +261,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             transport.write_eof()
         self._deadline = self.loop.call_later(self.limits.body_timeout, transport.close)
 
-    def _discard(self, size: int) -> None:
+    def _dropped(self, size: int) -> bool:
+        """Count ``size`` bytes read after an early answer; True when they are not for the
+        parser (lingering after a refusal, or the connection closed at the bound)."""
         self._discarded += size
         if self._discarded > self.limits.discard_bytes:
             self.transport.close()
+            return True
+        return self._lingering
 
     def _arm_idle_timer(self) -> None:
         self._unset_keepalive_if_required()
@@ -283,6 +305,7 @@ def protocol_class(limits: ConnectionLimits) -> type[LimitedHttpToolsProtocol]:
 
     Protocol.limits = limits
     Protocol.open_connections = OpenConnections(limits.max_connections)
+    Protocol.refusals = RefusalLog()
     return Protocol
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import orjson
+import pytest
 
 from serving.connections.cap import OpenConnections
-from serving.connections.heads import error_response
 from serving.connections.limits import ConnectionLimits
+from serving.connections.refusals import RefusalLog, error_response
 from tests.serving.conftest import make_settings
 
 
@@ -16,9 +18,13 @@ class _Conn:
     def __init__(self, name: str, closed: list[str]) -> None:
         self.name = name
         self.closed = closed
+        self.busy = False
 
-    def close_idle(self) -> None:
+    def close_idle(self) -> bool:
+        if self.busy:
+            return False
         self.closed.append(self.name)
+        return True
 
 
 def test_at_the_cap_the_longest_idle_connection_is_closed() -> None:
@@ -27,7 +33,6 @@ def test_at_the_cap_the_longest_idle_connection_is_closed() -> None:
     a, b, c = (_Conn(n, closed) for n in "abc")
     pool.opened(a)
     pool.opened(b)
-    pool.busy(a)
     pool.idle(a)  # a served a request: now b has been idle longer
     pool.opened(c)
     assert closed == ["b"]
@@ -38,9 +43,13 @@ def test_a_connection_serving_a_request_is_never_closed_for_room() -> None:
     pool = OpenConnections(cap=1)
     a, b = _Conn("a", closed), _Conn("b", closed)
     pool.opened(a)
-    pool.busy(a)
+    a.busy = True
     pool.opened(b)
     assert closed == ["b"]
+    a.busy = False
+    pool.idle(a)  # its response went out: it may be closed for room again
+    pool.opened(_Conn("c", closed))
+    assert closed == ["b", "a"]
 
 
 def test_a_connection_closing_for_room_is_not_closed_twice() -> None:
@@ -75,3 +84,11 @@ def test_an_error_response_is_json_and_closes() -> None:
     assert b"connection: close" in head
     assert b"content-length: %d" % len(body) in head
     assert orjson.loads(body) == {"detail": "too big"}
+
+
+def test_refusals_are_logged_at_most_once_a_second(caplog: pytest.LogCaptureFixture) -> None:
+    log = RefusalLog(interval=60)
+    with caplog.at_level(logging.WARNING, logger="serving.connections"):
+        for _ in range(1000):
+            log.refused("1.2.3.4:5", 431, "too big")
+    assert len(caplog.records) == 1

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 
 import httpx
+import orjson
 
 from tests.live import LiveServer
 from tests.serving.connections.conftest import TIMEOUT
@@ -54,6 +55,23 @@ def test_a_body_that_stops_arriving_gets_408(limited_server: LiveServer) -> None
     assert status_of(reply) == 408
     assert "BODY_TIMEOUT_SECONDS" in json_body(reply)["detail"]  # type: ignore[index]
     assert seconds >= TIMEOUT * 0.9
+
+
+def test_a_head_and_body_arriving_in_pieces_within_the_deadlines_are_served(
+    limited_server: LiveServer, rows: list[list[float]]
+) -> None:
+    body = orjson.dumps({"instances": [rows[0]]})
+    head = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    with connect(limited_server.port) as sock:
+        for piece in (head[:20], head[20:], body[:10], body[10:]):
+            sock.sendall(piece)
+            time.sleep(TIMEOUT / 4)
+        reply, _ = closed_within(sock, TIMEOUT + SLACK)
+    assert status_of(reply) == 200
+    assert "predictions" in json_body(reply)  # type: ignore[operator]
 
 
 def test_a_connection_that_sends_nothing_is_closed(limited_server: LiveServer) -> None:

@@ -1,26 +1,29 @@
-"""Checks on a request head, and the error response the protocol writes itself."""
+"""What the protocol refuses, and how: checks on a request head, the error response it
+writes itself, a log of refusals that an attack cannot flood."""
 
 from __future__ import annotations
 
 import http
+import logging
+import time
 
 import orjson
 
 from serving.connections.limits import ConnectionLimits
+
+logger = logging.getLogger("serving.connections")
 
 TRANSFER_ENCODING = b"transfer-encoding"
 
 Headers = list[tuple[bytes, bytes]]
 
 
-def check_head(
-    url: bytes, headers: Headers, limits: ConnectionLimits, *, measure: bool
-) -> tuple[int, str] | None:
-    """(status, detail) when a complete head breaks a limit; ``measure`` when the byte
-    count of the reads that carried it may be off (see the protocol's _head_bytes)."""
+def check_head(url: bytes, headers: Headers, limits: ConnectionLimits) -> tuple[int, str] | None:
+    """(status, detail) when a complete head breaks a limit or has a transfer coding
+    other than chunked."""
     if len(headers) > limits.max_headers:
         return 431, f"More than {limits.max_headers} header fields (MAX_HEADERS)"
-    if measure and head_size(url, headers) > limits.max_header_bytes:
+    if head_size(url, headers) > limits.max_header_bytes:
         return 431, too_large_head(limits)
     for name, _ in headers:
         if name == TRANSFER_ENCODING:
@@ -70,3 +73,22 @@ def error_response(status: int, detail: str, default_headers: list[tuple[bytes, 
         b"connection: close",
     ]
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+class RefusalLog:
+    """Logs a refusal as a WARNING at most once a second, counting the ones in between."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self.interval = interval
+        self._last = -interval
+        self._suppressed = 0
+
+    def refused(self, peer: str, status: int, detail: str) -> None:
+        now = time.monotonic()
+        if now - self._last < self.interval:
+            self._suppressed += 1
+            return
+        more = f" (and {self._suppressed} more refused since)" if self._suppressed else ""
+        logger.warning("%s: %d %s%s", peer, status, detail, more)
+        self._last = now
+        self._suppressed = 0
