@@ -33,7 +33,7 @@ def test_at_the_cap_the_longest_idle_connection_is_closed() -> None:
     a, b, c = (_Conn(n, closed) for n in "abc")
     pool.opened(a)
     pool.opened(b)
-    pool.idle(a)  # a served a request: now b has been idle longer
+    pool.active(a)  # a started a request: now b has been idle longer
     pool.opened(c)
     assert closed == ["b"]
 
@@ -46,8 +46,7 @@ def test_a_connection_serving_a_request_is_never_closed_for_room() -> None:
     a.busy = True
     pool.opened(b)
     assert closed == ["b"]
-    a.busy = False
-    pool.idle(a)  # its response went out: it may be closed for room again
+    a.busy = False  # its response went out: it may be closed for room again
     pool.opened(_Conn("c", closed))
     assert closed == ["b", "a"]
 

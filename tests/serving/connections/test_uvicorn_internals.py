@@ -87,7 +87,9 @@ def test_the_protocol_attributes_exist() -> None:
     ]:
         assert hasattr(protocol, name), name
     assert hasattr(protocol.server_state, "default_headers")
-    assert "self.url = " in inspect.getsource(HttpToolsProtocol.on_message_begin)
+    begin = inspect.getsource(HttpToolsProtocol.on_message_begin)
+    assert "self.url = " in begin
+    assert "self.headers = []" in begin  # a new list per request: the subclass relies on it
 
 
 def test_the_cycle_attributes_exist_and_it_uses_only_write_close_is_closing() -> None:
