@@ -3,6 +3,10 @@
 Two registries of one models folder: ``bench_logreg`` (the default StandardScaler +
 LogisticRegression pipeline) and ``bench_rf`` (a 100-tree RandomForest, random_state 0), both
 on the 30-feature breast-cancer data. Request rows are drawn from that same data set.
+
+The registry saves skops files; the ``naive`` reference app loads a pickle with
+``joblib.load``, as tutorials do, so each pipeline is also dumped to
+``<models_dir>/../naive/<name>.joblib`` for it (outside the registry: never served).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 import orjson
 
@@ -34,10 +39,8 @@ class BenchModel:
     name: str
     version_dir: Path
     pipeline: Any
-
-    @property
-    def model_file(self) -> Path:
-        return self.version_dir / artifact.MODEL_FILE
+    model_file: Path
+    """A joblib dump of ``pipeline`` for the naive app (the registry holds skops)."""
 
     @property
     def classes(self) -> list[str]:
@@ -48,12 +51,16 @@ def train_models(models_dir: Path, keys: list[str]) -> dict[str, BenchModel]:
     """Fit, save and promote each model (no cross-validation: only the pipeline matters)."""
     dataset = load_builtin(DATASET)
     trained: dict[str, BenchModel] = {}
+    naive_dir = Path(models_dir).parent / "naive"
+    naive_dir.mkdir(parents=True, exist_ok=True)
     for key in keys:
         name, estimator = MODELS[key]
         model = fit(dataset, estimator=estimator, seed=0, cv_folds=0)
         path = save(model, dataset, models_dir, name=name)
         artifact.write_current(models_dir, name, path.name)
-        trained[key] = BenchModel(key, name, path, model.pipeline)
+        pickled = naive_dir / f"{name}.joblib"
+        joblib.dump(model.pipeline, pickled)
+        trained[key] = BenchModel(key, name, path, model.pipeline, pickled)
     return trained
 
 

@@ -1,5 +1,5 @@
-"""The table and the targets as Markdown (readable in a terminal, pasteable into the README),
-and the whole run as JSON under bench/results/."""
+"""The table and the targets as Markdown (readable in a terminal, pasteable into
+docs/performance.md), and the whole run as JSON under bench/results/."""
 
 from __future__ import annotations
 

@@ -1,8 +1,13 @@
 """The app factory: ``create_app(settings)`` builds; the lifespan does the I/O.
 
-Startup opens the prediction log (migrations, spool replay, writer thread) and loads,
-verifies and warms the model; shutdown flushes the log within the drain deadline.
+Startup opens the prediction log (migrations, spool replay, writer threads) and loads,
+verifies and warms every model; shutdown flushes the log within the drain deadline.
 Importing this module does nothing.
+
+Routes, in matching order: the predict routes of both protocols first (they carry the
+load), then the rest. Every request goes through one pipeline (serving/pipeline.py): id,
+limits, auth, metrics, error rendering. Swagger UI and ReDoc are served from the
+fastapi-offline package's own assets, so /docs works without internet.
 """
 
 from __future__ import annotations
@@ -15,36 +20,61 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from serving import errors, openapi
+from serving.catalog import ModelCatalog
+from serving.inference import InferenceCore
 from serving.metrics import Metrics
-from serving.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from serving.predict_endpoint import PredictEndpoint
+from serving.monitoring.drift import MIN_ROWS
+from serving.monitoring.gauges import MonitoringGauges, Refresher
+from serving.monitoring.registry import Registry
+from serving.pipeline import RequestPipeline
 from serving.predlog import open_log
-from serving.routes import metrics, model, predictions, probes
+from serving.routes import metrics, models, monitoring, predict, predictions, probes
 from serving.settings import Settings
 from serving.state import AppState
+from serving.v2 import routes as v2
 
 logger = logging.getLogger("serving")
 
+VERSION = "0.2.0"
 DESCRIPTION = """\
-A scikit-learn model behind a validated API. Every prediction is logged (PostgreSQL or
-SQLite) before its response is sent. See GET /model for the feature schema.
+scikit-learn models behind a validated API: our REST protocol (`/predict`,
+`/models/{name}/predict`) and the Open Inference Protocol (`/v2/...`). Every prediction is
+logged (PostgreSQL or SQLite) before its response is sent. See GET /models for what is
+served and GET /models/{name} for a model's typed feature schema.
 """
 
 
 def create_app(settings: Settings) -> FastAPI:
     metrics_ = Metrics()
-    state = AppState(settings, metrics_, open_log(settings, metrics_.registry))
+    log = open_log(settings, metrics_.registry)
+    catalog = ModelCatalog(settings, metrics_, log)
+    core = InferenceCore(catalog, metrics_)
+    state = AppState(settings, metrics_, log, catalog, core)
+    state.refresher = Refresher(
+        catalog,
+        log,
+        MonitoringGauges(metrics_.registry),
+        Registry(settings.models_dir),
+        window=settings.monitoring_window_seconds,
+        min_rows=MIN_ROWS,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         await asyncio.to_thread(state.log.start)
-        await state.load_initial()
-        _handle_sighup(state)
+        await catalog.load_all()
+        _handle_sighup(catalog)
+        background = [
+            task for task in (_start_monitoring(state), _start_retrying(state)) if task is not None
+        ]
         try:
             yield {"app": state}
         finally:
+            for task in background:
+                task.cancel()
             state.draining = True
             started = time.monotonic()
             spent = started - (state.drain_started or started)
@@ -52,9 +82,9 @@ def create_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(state.log.close, remaining)
             logger.info("prediction log closed in %.2f s", time.monotonic() - started)
 
-    app = FastAPI(
+    app = FastAPIOffline(
         title="skship",
-        version="0.1.0",
+        version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
         # Metrics are Prometheus (/metrics); FastAPI's OpenTelemetry hooks would only
@@ -62,14 +92,15 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.skship = state
-    state.on_model_change = lambda: setattr(app, "openapi_schema", None)
+    catalog.on_change = lambda: setattr(app, "openapi_schema", None)
     errors.install_handlers(app)
-    for router in (probes.router, model.router, predictions.router, metrics.router):
-        app.include_router(router)
-    openapi.install(app, lambda: state.model, settings.max_batch_rows)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestContextMiddleware, metrics=metrics_)
-    app.add_middleware(PredictEndpoint, state=state)  # outermost: the hot path
+    max_rows = settings.max_batch_rows
+    app.router.routes[:0] = [*predict.routes(core, max_rows), *v2.infer_routes(core, max_rows)]
+    routers = (probes, models, predictions, monitoring, metrics, v2)
+    for module in routers:
+        app.include_router(module.router)
+    openapi.install(app, catalog, max_rows, has_keys=bool(settings.api_keys))
+    app.add_middleware(RequestPipeline, settings=settings, metrics=metrics_)
     return app
 
 
@@ -79,15 +110,34 @@ def app_state(app: FastAPI) -> AppState:
     return state
 
 
-def _handle_sighup(state: AppState) -> None:
-    """SIGHUP reloads the registry's current version, like POST /admin/reload."""
+def _start_monitoring(state: AppState) -> asyncio.Task[None] | None:
+    """The drift and quality gauges' refresher (docs/monitoring.md), unless turned off."""
+    settings = state.settings
+    refresher = state.refresher
+    if refresher is None or settings.monitoring_interval_seconds <= 0:
+        return None
+    if not settings.log_predictions:
+        return None
+    return asyncio.ensure_future(refresher.forever(settings.monitoring_interval_seconds))
+
+
+def _start_retrying(state: AppState) -> asyncio.Task[None] | None:
+    """Models with nothing loaded are tried again (MODEL_RETRY_SECONDS)."""
+    interval = state.settings.model_retry_seconds
+    if interval <= 0:
+        return None
+    return asyncio.ensure_future(state.catalog.retry_forever(interval))
+
+
+def _handle_sighup(catalog: ModelCatalog) -> None:
+    """SIGHUP reloads every model, like a bodiless POST /admin/reload."""
 
     running: set[asyncio.Task[object]] = set()
 
     def reload_in_background() -> None:
-        task: asyncio.Task[object] = asyncio.ensure_future(state.reload())
+        task: asyncio.Task[object] = asyncio.ensure_future(catalog.load_all())
         running.add(task)
-        # The outcome is logged and counted by state.reload; retrieve it so asyncio doesn't.
+        # Outcomes are logged and counted by the catalog; retrieve them so asyncio doesn't.
         task.add_done_callback(forget)
 
     def forget(task: asyncio.Task[object]) -> None:

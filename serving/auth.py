@@ -1,7 +1,8 @@
-"""API keys for /predict and /predictions, and the admin token for /admin/*.
+"""API keys (every route but the probes) and the admin token (/admin/*).
 
 No keys configured means open access (local demos); configured keys are compared in
 constant time, every key every time, so timing tells nothing about which one was close.
+serving/pipeline.py applies them to every request.
 """
 
 from __future__ import annotations
@@ -9,19 +10,8 @@ from __future__ import annotations
 import hmac
 
 from pydantic import SecretStr
-from starlette.requests import HTTPConnection
 
 from serving.errors import UnauthorizedError
-
-
-def presented_token(conn: HTTPConnection) -> str | None:
-    """The token of a request (see ``token_from``)."""
-    authorization = conn.headers.get("authorization")
-    key = conn.headers.get("x-api-key")
-    return token_from(
-        authorization.encode("latin-1") if authorization else None,
-        key.encode("latin-1") if key else None,
-    )
 
 
 def token_from(authorization: bytes | None, api_key: bytes | None) -> str | None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from serving.features import Inputs
 from serving.metrics import Metrics
 from serving.model import LoadedModel, Prediction
 from serving.predlog.records import PredictionLog, PredictionRecord
@@ -37,11 +38,13 @@ class RequestInfo:
     started: float
     """time.perf_counter() when it arrived, for its latency."""
     client_id: str | None
+    client_request_id: str | None = None
+    """The client's own id for the request, kept as a correlation id."""
 
 
 @dataclass(slots=True)
 class _Job:
-    matrix: np.ndarray
+    inputs: Inputs
     request: RequestInfo
     future: asyncio.Future[Prediction]
 
@@ -59,15 +62,15 @@ class MicroBatcher:
         self._pending: list[_Job] = []
         self._flush_scheduled = False
 
-    async def predict(self, matrix: np.ndarray, request: RequestInfo) -> Prediction:
-        """The model's outputs for ``matrix``, already spooled to the prediction log.
+    async def predict(self, inputs: Inputs, request: RequestInfo) -> Prediction:
+        """The model's outputs for ``inputs``, already spooled to the prediction log.
 
         Raises what the pipeline raised for this request alone, or the log's
         LogFullError / LogUnavailableError.
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Prediction] = loop.create_future()
-        self._pending.append(_Job(matrix, request, future))
+        self._pending.append(_Job(inputs, request, future))
         if not self._flush_scheduled:
             self._flush_scheduled = True
             loop.call_soon(self._flush)
@@ -81,11 +84,11 @@ class MicroBatcher:
         for job in jobs:
             if job.future.cancelled():
                 continue
-            if batch and rows + len(job.matrix) > self._max_rows:
+            if batch and rows + len(job.inputs) > self._max_rows:
                 self._run(batch)
                 batch, rows = [], 0
             batch.append(job)
-            rows += len(job.matrix)
+            rows += len(job.inputs)
         if batch:
             self._run(batch)
 
@@ -108,7 +111,7 @@ class MicroBatcher:
     def _predict(self, jobs: list[_Job]) -> list[tuple[_Job, Prediction | Exception]]:
         """One pipeline call for all; if it fails, one call per job to isolate the cause."""
         if len(jobs) > 1:
-            stacked = np.concatenate([job.matrix for job in jobs])
+            stacked = _stack([job.inputs for job in jobs])
             try:
                 result = self.model.predict(stacked)
             except Exception:
@@ -117,7 +120,7 @@ class MicroBatcher:
             slices: list[tuple[_Job, Prediction | Exception]] = []
             start = 0
             for job in jobs:
-                end = start + len(job.matrix)
+                end = start + len(job.inputs)
                 slices.append((job, result.rows(start, end)))
                 start = end
             return slices
@@ -125,7 +128,7 @@ class MicroBatcher:
 
     def _predict_alone(self, job: _Job) -> tuple[_Job, Prediction | Exception]:
         try:
-            result = self.model.predict(job.matrix)
+            result = self.model.predict(job.inputs)
         except Exception as exc:
             return job, exc
         self._observe(result)
@@ -137,12 +140,21 @@ class MicroBatcher:
             request_id=request.request_id,
             created_at=request.arrived,
             model=self.model.log_schema,
-            features=job.matrix,
+            features=job.inputs,
             predictions=result.labels,
             probabilities=result.probabilities,
             latency_ms=(time.perf_counter() - request.started) * 1000.0,
             client_id=request.client_id,
+            client_request_id=request.client_request_id,
         )
 
     def _observe(self, result: Prediction) -> None:
-        self._metrics.observe_batch(self.model.version, self.model.features.names, result)
+        model = self.model
+        self._metrics.observe_batch(model.name, model.version, model.features.names, result)
+
+
+def _stack(parts: list[Inputs]) -> Inputs:
+    """One model's inputs are all matrices (numeric) or all typed rows."""
+    if isinstance(parts[0], np.ndarray):
+        return np.concatenate(parts)
+    return [row for part in parts for row in part]

@@ -1,4 +1,4 @@
-"""Command line of the serving deployable: ``serve``, ``migrate`` and ``log ...``.
+"""Command line of the serving deployable: ``serve``, ``migrate``, ``log ...``, ``monitor ...``.
 
 Flags override environment variables; both end up in one ``Settings``, read once here.
 """
@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from serving.monitoring import cli as monitoring_cli
 from serving.predlog import cli as predlog_cli
 from serving.settings import Settings
 
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on [PORT]")
     serve.set_defaults(handler=_serve)
     predlog_cli.register(commands)
+    monitoring_cli.register(commands)
     return parser
 
 

@@ -7,8 +7,8 @@ parallelism, the shortcut does what scikit-learn does, in the same order: conver
 float32, add each tree's output to a float64 sum, divide by the number of trees.
 
 A shortcut is only used after it produced bit-for-bit the pipeline's own outputs on
-probe rows built from the training statistics; otherwise the pipeline's method is
-kept. Either way the answer is the pipeline's.
+probe rows built from the training statistics (serving/features.py); otherwise the
+pipeline's method is kept. Either way the answer is the pipeline's.
 """
 
 from __future__ import annotations
@@ -38,12 +38,6 @@ def faster(pipeline: Any, probe: np.ndarray) -> tuple[Method | None, Method]:
         logger.info("predict: summing the forest's trees directly (verified exact)")
         predict = fast_predict
     return proba, predict
-
-
-def probe_rows(low: np.ndarray, high: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """Rows spanning the training ranges: the means, the bounds, and seeded random points."""
-    random = np.random.default_rng(0).uniform(low, high, size=(64, len(low)))
-    return np.vstack([np.asarray(mean), low, high, random])
 
 
 def _forest(pipeline: Any) -> tuple[Method | None, Method | None]:

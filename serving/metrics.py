@@ -14,19 +14,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 if TYPE_CHECKING:
     from serving.model import Prediction
 
-KNOWN_ROUTES = frozenset(
-    {
-        "/predict",
-        "/health",
-        "/ready",
-        "/model",
-        "/metrics",
-        "/predictions",
-        "/admin/reload",
-        "/docs",
-        "/openapi.json",
-    }
-)
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 
@@ -39,7 +26,7 @@ class Metrics:
         r = self.registry
         self.requests = Counter(
             "skship_http_requests",
-            "HTTP requests by route, method and status.",
+            "HTTP requests by route template, method and status ('unmatched' for no route).",
             ["route", "method", "status"],
             registry=r,
         )
@@ -52,14 +39,15 @@ class Metrics:
         )
         self.predictions = Counter(
             "skship_predictions",
-            "Predicted instances by model version and class ('value' for regressors).",
-            ["model_version", "prediction"],
+            "Predicted instances by model, version and class ('value' for regressors).",
+            ["model", "model_version", "prediction"],
             registry=r,
         )
         self.out_of_range = Counter(
             "skship_out_of_range_values",
-            "Input values outside the training range (served, and flagged in the response).",
-            ["feature"],
+            "Input values outside the training range or categories not seen in training "
+            "(served, and flagged in the response), by model and feature.",
+            ["model", "feature"],
             registry=r,
         )
         self.batch_rows = Histogram(
@@ -70,17 +58,18 @@ class Metrics:
         )
         self.model_info = Gauge(
             "skship_model_info",
-            "The model being served (value 1), by name, version and artifact digest.",
+            "The models being served (value 1), by name, version and artifact digest.",
             ["name", "version", "digest"],
             registry=r,
         )
         self.reloads = Counter(
             "skship_model_reloads",
-            "Model reload attempts by outcome (ok, failed).",
-            ["outcome"],
+            "Model loads and reloads by model and outcome (ok, failed).",
+            ["model", "outcome"],
             registry=r,
         )
         self._request_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self._served: set[tuple[str, str, str]] = set()
         self.refused = Counter(
             "skship_predict_refused",
             "Predict requests refused with 503, by reason (no_model, log_full, log_error).",
@@ -101,25 +90,25 @@ class Metrics:
         children[1].observe(seconds)
 
     def observe_batch(
-        self, model_version: str, feature_names: tuple[str, ...], result: Prediction
+        self, model: str, version: str, feature_names: tuple[str, ...], result: Prediction
     ) -> None:
         """Once per pipeline call: its size, predictions by class, out-of-range values."""
         self.batch_rows.observe(len(result.labels))
         if result.probabilities is None:
-            self.predictions.labels(model_version, "value").inc(len(result.labels))
+            self.predictions.labels(model, version, "value").inc(len(result.labels))
         else:
             for label, count in Tally(result.labels).items():
-                self.predictions.labels(model_version, label).inc(count)
+                self.predictions.labels(model, version, label).inc(count)
         if result.outside is not None:
             for index, count in enumerate(result.outside.sum(axis=0).tolist()):
                 if count:
-                    self.out_of_range.labels(feature_names[index]).inc(count)
+                    self.out_of_range.labels(model, feature_names[index]).inc(count)
 
     def set_model(self, name: str, version: str, digest: str) -> None:
-        self.model_info.clear()
-        self.model_info.labels(name, version, digest).set(1)
-
-
-def route_label(path: str) -> str:
-    """Known routes by path; anything else as one label, so scans cannot explode cardinality."""
-    return path if path in KNOWN_ROUTES else "unmatched"
+        """``name`` serves ``version`` now (its earlier version's series is removed)."""
+        for labels in [key for key in self._served if key[0] == name]:
+            self.model_info.remove(*labels)
+            self._served.discard(labels)
+        labels = (name, version, digest)
+        self.model_info.labels(*labels).set(1)
+        self._served.add(labels)

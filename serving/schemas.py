@@ -13,32 +13,45 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from serving.predlog.queries import as_utc, check_text
+
 _NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """Request, response and row schemas: unknown fields are refused."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class PredictRequest(_Strict):
+def iso_only(value: object) -> object:
+    """pydantic would read "1700000000" as a Unix time; the API promises ISO 8601 only."""
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2026-11-27T10:00:00Z")
+    return value
+
+
+class PredictRequest(Strict):
     """Instances keyed by feature name, or arrays in the model's feature order."""
 
-    instances: list[dict[str, float] | list[float]] = Field(min_length=1)
+    instances: list[dict[str, float | str | bool | None] | list[float | str | bool | None]] = Field(
+        min_length=1
+    )
 
 
-class ModelRef(_Strict):
+class ModelRef(Strict):
     name: str
     version: str
 
 
-class OutOfRange(_Strict):
+class OutOfRange(Strict):
     """A row with values outside what the model saw in training: served, but flagged."""
 
     row: int
     features: list[str]
 
 
-class PredictResponse(_Strict):
+class PredictResponse(Strict):
     request_id: UUID
     model: ModelRef
     predictions: list[str] | list[float]
@@ -50,25 +63,25 @@ class PredictResponse(_Strict):
     )
 
 
-class ErrorBody(_Strict):
+class ErrorBody(Strict):
     detail: str
 
 
-class Problem(_Strict):
+class Problem(Strict):
     loc: list[str | int]
     msg: str
     type: str
 
 
-class ValidationErrorBody(_Strict):
+class ValidationErrorBody(Strict):
     detail: list[Problem]
 
 
-class Health(_Strict):
+class Health(Strict):
     status: Literal["ok"]
 
 
-class LogReadiness(_Strict):
+class LogReadiness(Strict):
     store: str
     accepting: bool
     store_reachable: bool
@@ -76,15 +89,23 @@ class LogReadiness(_Strict):
     oldest_unwritten_age_s: float | None
 
 
-class Readiness(_Strict):
+class ModelReadiness(Strict):
+    name: str
+    version: str | None
+    ready: bool
+    error: str | None
+
+
+class Readiness(Strict):
     status: Literal["ready", "not ready"]
     reasons: list[str]
-    model: ModelRef | None
+    model: ModelRef | None = Field(description="The default model, when it is loaded.")
+    models: list[ModelReadiness]
     draining: bool
     log: LogReadiness
 
 
-class FeatureInfo(_Strict):
+class FeatureInfo(Strict):
     """One input: its type, whether null is accepted, its training statistics."""
 
     name: str
@@ -98,10 +119,11 @@ class FeatureInfo(_Strict):
     categories: list[str] | None
 
 
-class ModelInfo(_Strict):
+class ModelInfo(Strict):
     name: str
     version: str
     created_at: datetime
+    origin: Literal["trained", "registered"]
     task: Literal["classification", "regression"]
     estimator: str
     features: list[FeatureInfo]
@@ -114,57 +136,139 @@ class ModelInfo(_Strict):
     dataset: dict[str, Any]
     libraries: dict[str, str | None]
     git_commit: str | None
+    format: Literal["skops", "joblib"]
     digest: str
+    fingerprint: str | None
     signed: bool
+    reference_profile: bool = Field(description="A reference profile for drift exists.")
 
 
-class ReloadRequest(_Strict):
+class ModelStatus(Strict):
+    name: str
+    version: str | None = Field(description="The version served; null when none loaded.")
+    ready: bool
+    error: str | None = Field(description="Why the last load or reload failed, if it did.")
+    pinned: str | None = Field(description="A version pinned by MODEL_VERSION or a reload.")
+    default: bool = Field(description="The model of POST /predict and GET /model.")
+    task: Literal["classification", "regression"] | None
+
+
+class ModelsList(Strict):
+    models: list[ModelStatus]
+
+
+class ReloadRequest(Strict):
+    """No body (or {}): every model. Otherwise one model (the default when `model` is
+    omitted), pinned to `version` when given ("current" unpins)."""
+
+    model: str | None = Field(None, max_length=64, description="Model name.")
     version: str | None = Field(
-        None, description="Version to load; the registry's current version when omitted."
+        None, max_length=64, description="Version to load and pin; 'current' unpins."
     )
 
 
-class ReloadResult(_Strict):
-    model: ModelRef
-    previous: ModelRef | None
+class ReloadResult(Strict):
+    name: str
+    outcome: Literal["loaded", "reloaded", "unchanged", "failed"]
+    version: str | None = Field(description="The version served after the reload.")
+    previous: str | None
+    pinned: bool
+    error: str | None
 
 
-class PredictionsQuery(_Strict):
-    """Filters and paging of GET /predictions."""
+class ReloadResults(Strict):
+    models: list[ReloadResult]
+
+
+class ReloadFailed(Strict):
+    detail: str
+    models: list[ReloadResult]
+
+
+class PredictionsQuery(Strict):
+    """Filters and paging of GET /predictions; checked before any database sees them."""
 
     since: datetime | None = Field(None, description="Only rows at or after (ISO 8601).")
     until: datetime | None = Field(None, description="Only rows before (ISO 8601).")
-    model_version: str | None = Field(None, max_length=64)
+    model: str | None = Field(None, max_length=128, description="Only this model (model_name).")
+    model_version: str | None = Field(None, max_length=64, description="Only this version.")
     limit: int = Field(100, ge=1, le=1000)
-    cursor: str | None = Field(None, max_length=512, description="A page's next_cursor.")
+    cursor: str | None = Field(
+        None, max_length=512, pattern=r"^[A-Za-z0-9_-]*$", description="A page's next_cursor."
+    )
 
     @field_validator("since", "until", mode="before")
     @classmethod
     def _iso_only(cls, value: object) -> object:
-        # pydantic would read "1700000000" as a Unix time; the API promises ISO 8601 only.
-        if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-            raise ValueError("expected an ISO 8601 date-time, e.g. 2026-11-27T10:00:00Z")
-        return value
+        return iso_only(value)
+
+    @field_validator("since", "until")
+    @classmethod
+    def _in_utc(cls, value: datetime | None) -> datetime | None:
+        return None if value is None else as_utc(value)
+
+    @field_validator("model", "model_version")
+    @classmethod
+    def _printable(cls, value: str | None) -> str | None:
+        return None if value is None else check_text(value)
 
 
-class LoggedRow(_Strict):
-    """One row of the prediction log (table ``predictions``)."""
+FeatureValue = float | str | bool | None
+
+
+class LoggedRow(Strict):
+    """One row of the prediction log (relation ``predictions``)."""
 
     request_id: UUID
     row_index: int
     created_at: datetime
     model_name: str
     model_version: str
-    features: dict[str, float]
+    features: dict[str, FeatureValue] = Field(
+        description="Values as sent: numbers, strings (categories), booleans, null."
+    )
     prediction: str
     probabilities: dict[str, float] | None
     latency_ms: float
     client_id: str | None
+    client_request_id: str | None = Field(
+        description="The client's X-Request-ID (or inference request id), when it sent one."
+    )
 
 
-class PredictionsPage(_Strict):
+class PredictionsPage(Strict):
     items: list[LoggedRow]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class V2Error(Strict):
+    error: str
+
+
+class V2ServerMetadata(Strict):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class V2TensorMetadata(Strict):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class V2ModelMetadata(Strict):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[V2TensorMetadata]
+    outputs: list[V2TensorMetadata]
+    parameters: dict[str, Any]
+
+
+class V2ModelReady(Strict):
+    name: str
+    ready: bool
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -1,4 +1,4 @@
-"""Run the app under uvicorn with the shutdown contract of DESIGN.md.
+"""Run the app under uvicorn with the shutdown contract of docs/serving.md ("Signals").
 
 SIGTERM (or SIGINT): readiness turns 503 at once, uvicorn stops accepting connections and
 lets in-flight requests finish, the lifespan flushes the prediction log, and the process
@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
+import sys
 import time
 from collections.abc import Generator
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
 
 from serving.app import app_state, create_app
 from serving.connections import ConnectionLimits, protocol_class
+from serving.predlog.spool import Spool, SpoolLockedError
 from serving.settings import Settings
 from serving.state import AppState
 
@@ -37,6 +41,8 @@ class DrainingServer(uvicorn.Server):
             self._state.draining = True
             self._state.drain_started = time.monotonic()
             logger.info("signal %d: draining (readiness 503), finishing in-flight requests", sig)
+            # Log queries would hold up the drain: cancel them now (returns at once).
+            self._state.log.cancel_queries()
         super().handle_exit(sig, frame)
 
     @contextlib.contextmanager
@@ -50,10 +56,20 @@ class DrainingServer(uvicorn.Server):
 
 
 def run(settings: Settings) -> int:
-    """Serve until a signal; 0 after a clean shutdown, 1 if startup failed."""
+    """Serve until a signal; 0 after a clean shutdown, 1 if startup failed, 2 for a
+    misconfiguration reported in one line (port or spool folder in use)."""
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # The pool logs every failed connection attempt (several a second while a database is
+    # down); the log's writer reports each change of the store's state once instead.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+    try:
+        sock = listen(settings.host, settings.port)
+        check_spool_free(settings.spool_dir)
+    except StartupError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -69,5 +85,37 @@ def run(settings: Settings) -> int:
         ws="none",  # no WebSocket routes: an upgrade request is served as plain HTTP
     )
     server = DrainingServer(config, app_state(app))
-    server.run()
+    with sock:
+        server.run(sockets=[sock])
     return 0 if server.started else 1
+
+
+class StartupError(Exception):
+    """A misconfiguration found before starting: one line, exit code 2."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else starts, so that a port in use is one
+    clear line instead of a failure after the models and the log were loaded."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; is another server running "
+            "there? Stop it, or choose another port with PORT=... or --port"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def check_spool_free(directory: Path) -> None:
+    """One process owns a spool folder; say so now rather than fail at startup."""
+    try:
+        Spool.check_free(directory)
+    except SpoolLockedError as exc:
+        raise StartupError(f"{exc} (SPOOL_DIR)") from None

@@ -1,7 +1,7 @@
 """The serving deployable's settings: read once from the environment, then passed around.
 
 Every field is an environment variable of the same name in upper case (``MODELS_DIR``,
-``DATABASE_URL`` …); CLI flags override them. The README's configuration table lists each
+``DATABASE_URL`` …); CLI flags override them. docs/configuration.md lists each
 with its default. Bad values fail at startup with the variable's name.
 """
 
@@ -13,25 +13,49 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from serving import artifact
+
 MiB = 1024 * 1024
 
 
 class Settings(BaseSettings):
-    """Configuration of ``python -m serving``; see the README's configuration table."""
+    """Configuration of ``python -m serving``; see docs/configuration.md."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
     # Model
     models_dir: Path = Field(Path("models"), description="Root of the model registry.")
-    model_name: str = Field("breast_cancer", description="Which model of the registry to serve.")
+    model_name: str = Field(
+        "breast_cancer",
+        description="The default model (POST /predict, GET /model). Unset: breast_cancer if "
+        "served, else the only served model.",
+    )
+    model_names: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="'a,b': serve only these models; empty: every model with a current version.",
+    )
     model_version: str | None = Field(
-        None, description="Serve this version instead of the registry's current one."
+        None,
+        description="Pin the default model to this version (kept across reloads).",
+    )
+    model_retry_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="How often models with nothing loaded are tried again (0: never).",
     )
     model_allow_version_mismatch: bool = Field(
         False, description="Load artifacts pickled by another scikit-learn (unsafe)."
     )
     artifact_signing_key: SecretStr | None = Field(
         None, description="When set, only artifacts whose metadata carries this HMAC load."
+    )
+    model_allow_pickle: bool = Field(
+        False,
+        description="Load unsigned joblib/pickle artifacts (they can run code; logged each time).",
+    )
+    model_trusted_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Types a skops artifact may need beyond the safe list: 'mod.Name,pkg.*'.",
     )
 
     # HTTP
@@ -41,10 +65,13 @@ class Settings(BaseSettings):
     max_batch_rows: int = Field(1000, ge=1, description="Most instances in one request (422).")
     api_keys: Annotated[dict[str, SecretStr], NoDecode] = Field(
         default_factory=dict,
-        description="'client=key,client2=key2'; when set, /predict and /predictions need a key.",
+        description="'client=key,client2=key2'; when set, every route but the probes needs a key.",
     )
     admin_token: SecretStr | None = Field(
         None, description="When set, /admin/* needs 'Authorization: Bearer <token>'."
+    )
+    metrics_public: bool = Field(
+        False, description="Open /metrics to scrapers without an API key (when API_KEYS is set)."
     )
     drain_seconds: float = Field(
         10.0, gt=0, description="On SIGTERM, how long in-flight requests and the log may take."
@@ -122,8 +149,34 @@ class Settings(BaseSettings):
         le=16,
         description="PostgreSQL connections draining the spool in parallel (SQLite uses one).",
     )
+    # Log queries made for clients (GET /predictions); docs/prediction-log.md, "Query limits".
+    monitoring_interval_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How often drift and live quality gauges are refreshed (0: never).",
+    )
+    monitoring_window_seconds: float = Field(
+        3600.0, gt=0, description="The window of predictions those gauges look at."
+    )
     database_pool_size: int = Field(
-        4, ge=1, le=100, description="Most connections the log's queries may hold open."
+        4,
+        ge=1,
+        le=100,
+        description="Threads, and most database connections, that the log's queries may use.",
+    )
+    database_query_timeout_seconds: float = Field(
+        3.0,
+        gt=0,
+        le=60,
+        description="How long a log query may wait for a thread and a connection (also the"
+        " PostgreSQL connect timeout); past it the answer is 503 with Retry-After.",
+    )
+    database_statement_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=3600,
+        description="Longest a log query may run (PostgreSQL statement_timeout; SQLite"
+        " interrupts it); past it the answer is 503 with Retry-After.",
     )
 
     @field_validator("api_keys", mode="before")
@@ -138,6 +191,22 @@ class Settings(BaseSettings):
                 raise ValueError("API_KEYS must look like 'client=key,client2=key2'")
             keys[client.strip()] = key.strip()
         return keys
+
+    @field_validator("model_names", mode="before")
+    @classmethod
+    def _parse_model_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+    @field_validator("model_trusted_types", mode="before")
+    @classmethod
+    def _parse_trusted_types(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            return artifact.check_patterns(str(part) for part in value)
+        return value
 
     @field_validator("database_url", "database_read_url")
     @classmethod

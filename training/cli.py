@@ -1,14 +1,16 @@
-"""``python -m training``: train a model and manage the registry of its versions.
+"""``python -m training``: train or register models and manage the registry of their versions.
 
-Exit codes: 0 done (or nothing to do), 1 the registry or an artifact refused the operation,
-2 bad input (flags, config, data, hyper-parameters, environment), 3 the quality gate
-refused the new version (it stays registered, not current). User errors print one clear
-message on stderr, never a traceback.
+Exit codes (docs/training.md, "Exit codes"): 0 done (or nothing to do), 1 the registry or an
+artifact refused the operation (unknown model or version, tampered files), 2 bad input
+(flags, config, data, a malformed version id, a --pipeline or model that cannot be used, a
+type nobody trusted, environment), 3 the quality gate refused the new version (it stays
+registered, not current). User errors print one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,31 +19,50 @@ from typing import Any
 from pydantic import ValidationError
 
 from serving import artifact
-from training import job, registry, report
+from training import commands, job, report
+from training.convert import ConvertError
+from training.custom import CustomPipelineError
 from training.data import BUILTIN_DATASETS, DataError
 from training.options import OptionsError, describe, load_config, merge, parse_param
 from training.pipelines import ESTIMATORS, PipelineError
+from training.register import RegisterError
 from training.settings import TrainingSettings
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_GATE = 0, 1, 2, 3
-DEFAULT_NAME = "breast_cancer"
-_TRAIN_FLAGS = "dataset data target task model seed name cv_folds test_size min_score tolerance"
+_TRAIN_FLAGS = (
+    "dataset data target task model pipeline trust seed name cv_folds test_size min_score tolerance"
+)
+_USAGE_ERRORS = (
+    OptionsError,
+    DataError,
+    PipelineError,
+    CustomPipelineError,
+    RegisterError,
+    ConvertError,
+    job.TrainingError,
+    artifact.UntrustedTypeError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training",
-        description="Train, evaluate and register scikit-learn models; manage their versions.",
+        description="Train, register and convert scikit-learn models; manage their versions.",
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train, evaluate, register, promote if it passes")
+    train = commands_.add_parser("train", help="train, evaluate, register, promote if it passes")
     source = train.add_mutually_exclusive_group()
     source.add_argument("--dataset", choices=list(BUILTIN_DATASETS), help="built-in dataset")
     source.add_argument("--data", type=Path, metavar="FILE.csv", help="CSV file with a header")
     train.add_argument("--target", help="target column of the CSV")
     train.add_argument("--task", choices=["classification", "regression"], help="CSV only")
     train.add_argument("--model", choices=list(ESTIMATORS), help="default: per task")
+    train.add_argument(
+        "--pipeline",
+        metavar="FILE.py:FUNC",
+        help="your own unfitted estimator: FILE.py:FUNC or module:FUNC (called with seed=)",
+    )
     train.add_argument(
         "--param",
         action="append",
@@ -62,14 +83,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="do nothing when the model already has a current version (unless forced)",
     )
 
-    commands.add_parser("list", help="versions, primary metric, which is current")
-    promote = commands.add_parser("promote", help="make a version current")
+    register = commands_.add_parser("register", help="register a model fitted elsewhere")
+    register.add_argument("model_file", type=Path, metavar="MODEL_FILE", help=".joblib/.pkl/.skops")
+    register.add_argument("--data", type=Path, required=True, metavar="EVAL.csv")
+    register.add_argument("--target", required=True, help="target column of the CSV")
+    register.add_argument("--task", choices=["classification", "regression"])
+    register.add_argument("--min-score", type=float, help="gate: minimum primary metric")
+    register.add_argument("--tolerance", type=float, help="gate: allowed drop vs current")
+    register.add_argument("--force", action="store_true", help="promote even if the gate refuses")
+
+    convert = commands_.add_parser("convert", help="a joblib version as a new skops version")
+    convert.add_argument("version", nargs="?", help="default: the current version")
+    convert.add_argument(
+        "--trust-pickle", action="store_true", help="you vouch for the pickle: load it"
+    )
+
+    commands_.add_parser("list", help="all models, or one model's versions with --name")
+    promote = commands_.add_parser("promote", help="make a version current")
     promote.add_argument("version")
-    commands.add_parser("rollback", help="make the previously promoted version current")
-    commands.add_parser("history", help="promotions and rollbacks, oldest first")
-    show = commands.add_parser("show", help="metadata of a version (default: current)")
+    commands_.add_parser("rollback", help="make the previously promoted version current")
+    commands_.add_parser("history", help="promotions and rollbacks, oldest first")
+    show = commands_.add_parser("show", help="metadata of a version (default: current)")
     show.add_argument("version", nargs="?")
-    for sub in commands.choices.values():
+    for command in (train, register, convert):
+        command.add_argument(
+            "--trust",
+            action="append",
+            metavar="module.Name",
+            help="a type the model may need beyond the safe list, or module.* (repeatable)",
+        )
+    for sub in commands_.choices.values():
         sub.add_argument("--models-dir", type=Path, help="registry root (env MODELS_DIR)")
         sub.add_argument("--name", help="model name (env MODEL_NAME)")
     return parser
@@ -84,15 +127,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.models_dir is not None:
         settings = settings.model_copy(update={"models_dir": args.models_dir})
     try:
-        if args.command == "train":
-            return _train(args, settings)
-        return _registry_command(args, settings)
-    except (OptionsError, DataError, PipelineError, job.TrainingError) as exc:
+        return _dispatch(args, settings)
+    except _USAGE_ERRORS as exc:
         return _fail(str(exc), EXIT_USAGE)
     except artifact.ArtifactError as exc:
         return _fail(str(exc), EXIT_REFUSED)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error; keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+def _dispatch(args: argparse.Namespace, settings: TrainingSettings) -> int:
+    if args.command == "train":
+        return _train(args, settings)
+    outcome = commands.run(args, settings)
+    if outcome is not None and not outcome.promoted:
+        return _gate_refused(outcome)
+    return EXIT_OK
 
 
 def _train(args: argparse.Namespace, settings: TrainingSettings) -> int:
@@ -113,47 +167,17 @@ def _train(args: argparse.Namespace, settings: TrainingSettings) -> int:
                 "Pass --force or set TRAIN_FORCE=1 to retrain."
             )
             return EXIT_OK
-    outcome = job.run(options, settings, force=force, log=_log)
+    outcome = job.run(options, settings, force=force, log=commands.log)
     print(report.summary(outcome))
-    if not outcome.promoted:
-        return _fail(
-            f"quality gate refused {name} {outcome.metadata.version}: "
-            + "; ".join(outcome.gate.failures),
-            EXIT_GATE,
-        )
-    return EXIT_OK
+    return EXIT_OK if outcome.promoted else _gate_refused(outcome)
 
 
-def _registry_command(args: argparse.Namespace, settings: TrainingSettings) -> int:
-    models_dir = settings.models_dir
-    name = job.checked_name(args.name or settings.model_name or DEFAULT_NAME)
-    key = settings.signing_key()
-    if args.command == "list":
-        print(report.versions_table(name, models_dir, registry.rows(models_dir, name)))
-    elif args.command == "promote":
-        entry = registry.promote(
-            models_dir, name, args.version, reason="promoted by hand", signing_key=key
-        )
-        print(report.history_line(entry) if entry else f"{args.version} is already current")
-    elif args.command == "rollback":
-        print(report.history_line(registry.rollback(models_dir, name, signing_key=key)))
-    elif args.command == "history":
-        entries = registry.read_history(models_dir, name)
-        for entry in entries:
-            print(f"{entry.at:%Y-%m-%d %H:%M:%S} {report.history_line(entry)}  {entry.reason}")
-        if not entries:
-            print(f"no promotions of model {name!r} recorded in {models_dir}")
-    else:  # show
-        path = artifact.resolve(models_dir, name, args.version)
-        meta = artifact.verify(path, signing_key=key)
-        checked = "sha256 of every file" + (" and the metadata signature" if key else "")
-        current = artifact.read_current(models_dir, name) == meta.version
-        print(report.describe(meta, path, current=current, verified=f"ok ({checked})"))
-    return EXIT_OK
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+def _gate_refused(outcome: job.Outcome) -> int:
+    meta = outcome.metadata
+    return _fail(
+        f"quality gate refused {meta.name} {meta.version}: " + "; ".join(outcome.gate.failures),
+        EXIT_GATE,
+    )
 
 
 def _fail(message: str, code: int) -> int:

@@ -1,4 +1,13 @@
-"""Training data: scikit-learn's built-in datasets or a CSV file, as one numeric matrix.
+"""Training data: a built-in dataset or a CSV file, as features plus a target.
+
+Features come in one of two shapes (docs/training.md, "Data types"):
+
+- numbers only, none missing (breast_cancer, iris, wine, diabetes, numeric CSVs): one
+  float64 matrix, as the service's fast path feeds it;
+- anything else (penguins, CSVs with text, true/false or empty cells): a pandas DataFrame
+  whose column dtypes are the ones the service rebuilds from JSON: ``float64`` numbers with
+  NaN for missing, ``str`` categories with NaN for missing, ``object`` booleans
+  (True/False, NaN for missing).
 
 Feature names are the dataset's own, unchanged (scikit-learn's names, or the CSV header):
 they are what clients send to ``/predict`` and what the prediction log stores.
@@ -6,58 +15,33 @@ they are what clients send to ``/predict`` and what the prediction log stores.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
+import pandas as pd
+from palmerpenguins import load_penguins
 from sklearn import datasets as sk_datasets
 
-Task = Literal["classification", "regression"]
+from training.csvfile import read_csv
+from training.dataset import DataError, Dataset, Task
+
+__all__ = ["BUILTIN_DATASETS", "DataError", "Dataset", "Task", "load_builtin", "load_csv"]
 
 BUILTIN_DATASETS: dict[str, Task] = {
     "breast_cancer": "classification",
     "iris": "classification",
     "wine": "classification",
     "diabetes": "regression",
+    "penguins": "classification",
 }
-
-# A numeric CSV target with more distinct values than this is treated as regression.
-_MAX_CLASSES_FOR_NUMERIC_TARGET = 20
-
-
-class DataError(ValueError):
-    """The data cannot be used for training; the message names the file, column or row."""
-
-
-@dataclass(frozen=True)
-class Dataset:
-    """Features as float64, targets as class-name strings (classification) or floats."""
-
-    X: np.ndarray
-    y: np.ndarray
-    feature_names: list[str]
-    target: str
-    task: Task
-    source: str
-
-    @property
-    def fingerprint(self) -> str:
-        """sha256 of the exact content: names, feature values and targets."""
-        digest = hashlib.sha256()
-        digest.update("\x1f".join([*self.feature_names, self.target, self.task]).encode())
-        digest.update(np.ascontiguousarray(self.X, dtype="<f8").tobytes())
-        digest.update("\x1f".join(map(str, self.y.tolist())).encode())
-        return f"sha256:{digest.hexdigest()}"
 
 
 def load_builtin(name: str) -> Dataset:
-    """One of the datasets scikit-learn ships; classes become their names ("benign")."""
+    """One of the built-in datasets; classes become their names ("benign", "Adelie")."""
     if name not in BUILTIN_DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(BUILTIN_DATASETS)}")
+    if name == "penguins":
+        return _penguins()
     bunch = getattr(sk_datasets, f"load_{name}")()
     task = BUILTIN_DATASETS[name]
     target_names = getattr(bunch, "target_names", None)
@@ -75,85 +59,25 @@ def load_builtin(name: str) -> Dataset:
     )
 
 
+def _penguins() -> Dataset:
+    """The palmerpenguins package's data (CC-0): 344 penguins, 3 species, missing values."""
+    frame = load_penguins()
+    y = frame.pop("species").to_numpy().astype(str)
+    for column in frame.columns:
+        if pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].astype("float64")
+        else:
+            frame[column] = frame[column].astype("str")
+    return Dataset(
+        X=frame.reset_index(drop=True),
+        y=y,
+        feature_names=[str(c) for c in frame.columns],
+        target="species",
+        task="classification",
+        source="palmerpenguins:penguins",
+    )
+
+
 def load_csv(path: Path, target: str, task: Task | None = None) -> Dataset:
-    """A CSV with a header row: every column but ``target`` must be numeric."""
-    path = Path(path)
-    rows = _read_rows(path)
-    if not rows or not any(cell.strip() for cell in rows[0]):
-        raise DataError(f"{path}: empty file, expected a header row")
-    header = [cell.strip() for cell in rows[0]]
-    if target not in header:
-        raise DataError(
-            f"{path}: target column {target!r} not found; columns are: {', '.join(header)}"
-        )
-    if len(set(header)) != len(header):
-        duplicated = sorted({c for c in header if header.count(c) > 1})
-        raise DataError(f"{path}: duplicated column names: {', '.join(duplicated)}")
-    target_index = header.index(target)
-    feature_names = [c for i, c in enumerate(header) if i != target_index]
-    if not feature_names:
-        raise DataError(f"{path}: no feature columns besides the target {target!r}")
-    body = [row for row in rows[1:] if any(cell.strip() for cell in row)]
-    if len(body) < 2:
-        raise DataError(f"{path}: needs at least two data rows, found {len(body)}")
-    X = np.empty((len(body), len(feature_names)), dtype=np.float64)
-    raw_y: list[str] = []
-    for r, row in enumerate(body):
-        line = r + 2
-        if len(row) != len(header):
-            raise DataError(f"{path}, line {line}: {len(row)} fields, header has {len(header)}")
-        values = [cell for i, cell in enumerate(row) if i != target_index]
-        for c, cell in enumerate(values):
-            X[r, c] = _parse_number(cell, path, line, feature_names[c])
-        label = row[target_index].strip()
-        if not label:
-            raise DataError(f"{path}, line {line}: empty target {target!r}")
-        raw_y.append(label)
-    task = task or _infer_task(raw_y)
-    if task == "regression":
-        y = np.asarray([_parse_number(v, path, i + 2, target) for i, v in enumerate(raw_y)])
-    else:
-        y = np.asarray([_label(v) for v in raw_y]).astype(str)
-    return Dataset(X, y, feature_names, target, task, f"csv:{path.name}")
-
-
-def _read_rows(path: Path) -> list[list[str]]:
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return list(csv.reader(handle))
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc.reason})") from None
-
-
-def _parse_number(cell: str, path: Path, line: int, column: str) -> float:
-    try:
-        value = float(cell)
-    except ValueError:
-        raise DataError(
-            f"{path}, line {line}, column {column!r}: {cell.strip()[:40]!r} is not a number; "
-            "features must be numeric (encode categories before training)"
-        ) from None
-    if not math.isfinite(value):
-        raise DataError(f"{path}, line {line}, column {column!r}: {cell!r} is not finite")
-    return value
-
-
-def _label(value: str) -> str:
-    """Class labels as strings; "1.0" and "1" are the same class."""
-    try:
-        number = float(value)
-    except ValueError:
-        return value
-    return str(int(number)) if number.is_integer() else value
-
-
-def _infer_task(labels: list[str]) -> Task:
-    try:
-        numbers = [float(v) for v in labels]
-    except ValueError:
-        return "classification"
-    all_integers = all(n.is_integer() for n in numbers)
-    few = len(set(numbers)) <= _MAX_CLASSES_FOR_NUMERIC_TARGET
-    return "classification" if all_integers and few else "regression"
+    """A CSV with a header row; see :mod:`training.csvfile` for its rules."""
+    return read_csv(Path(path), target, task)

@@ -1,4 +1,8 @@
-"""Metrics on a held-out split and k-fold cross-validation on the training part."""
+"""Metrics on a held-out split and k-fold cross-validation on the training part.
+
+Features may be a float64 matrix or a DataFrame; a classifier without ``predict_proba``
+gets the metrics that need only labels (no log loss, no ROC AUC).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.base import clone
 from sklearn.metrics import (
     accuracy_score,
@@ -20,7 +25,7 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import KFold, StratifiedKFold
 
-from training.data import Task
+from training.dataset import Task
 
 # Called after each fold: (fold number from 1, number of folds, that fold's metrics).
 FoldProgress = Callable[[int, int, dict[str, float]], None]
@@ -28,7 +33,7 @@ FoldProgress = Callable[[int, int, dict[str, float]], None]
 PRIMARY_METRIC: dict[Task, str] = {"classification": "balanced_accuracy", "regression": "r2"}
 
 
-def score(pipeline: Any, X: np.ndarray, y: np.ndarray, task: Task) -> dict[str, float]:
+def score(pipeline: Any, X: Any, y: np.ndarray, task: Task) -> dict[str, float]:
     """Every metric of the task for a fitted pipeline on (X, y)."""
     predicted = pipeline.predict(X)
     if task == "regression":
@@ -38,13 +43,15 @@ def score(pipeline: Any, X: np.ndarray, y: np.ndarray, task: Task) -> dict[str, 
             "rmse": float(root_mean_squared_error(y, predicted)),
         }
     classes = list(pipeline.classes_)
-    proba = pipeline.predict_proba(X)
     metrics = {
         "accuracy": float(accuracy_score(y, predicted)),
         "balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
         "f1_macro": float(f1_score(y, predicted, average="macro", labels=classes)),
-        "log_loss": float(log_loss(y, proba, labels=classes)),
     }
+    if not hasattr(pipeline, "predict_proba"):
+        return metrics
+    proba = pipeline.predict_proba(X)
+    metrics["log_loss"] = float(log_loss(y, proba, labels=classes))
     if len(set(y.tolist())) == len(classes):
         if len(classes) == 2:
             auc = roc_auc_score(y == classes[1], proba[:, 1])
@@ -54,7 +61,7 @@ def score(pipeline: Any, X: np.ndarray, y: np.ndarray, task: Task) -> dict[str, 
     return metrics
 
 
-def confusion(pipeline: Any, X: np.ndarray, y: np.ndarray) -> list[list[int]]:
+def confusion(pipeline: Any, X: Any, y: np.ndarray) -> list[list[int]]:
     """Rows are true classes, columns predicted, both in ``pipeline.classes_`` order."""
     matrix = confusion_matrix(y, pipeline.predict(X), labels=pipeline.classes_)
     return [[int(v) for v in row] for row in matrix]
@@ -62,7 +69,7 @@ def confusion(pipeline: Any, X: np.ndarray, y: np.ndarray) -> list[list[int]]:
 
 def cross_validate(
     pipeline: Any,
-    X: np.ndarray,
+    X: Any,
     y: np.ndarray,
     task: Task,
     *,
@@ -77,8 +84,8 @@ def cross_validate(
         splitter = KFold(folds, shuffle=True, random_state=seed)
     per_fold: list[dict[str, float]] = []
     for number, (train_idx, test_idx) in enumerate(splitter.split(X, y), start=1):
-        fold_model = clone(pipeline).fit(X[train_idx], y[train_idx])
-        metrics = score(fold_model, X[test_idx], y[test_idx], task)
+        fold_model = clone(pipeline).fit(_rows(X, train_idx), y[train_idx])
+        metrics = score(fold_model, _rows(X, test_idx), y[test_idx], task)
         per_fold.append(metrics)
         if progress is not None:
             progress(number, folds, metrics)
@@ -90,3 +97,8 @@ def cross_validate(
         }
         for name in sorted(names)
     }
+
+
+def _rows(X: Any, index: np.ndarray) -> Any:
+    """Rows by position, of a matrix or a DataFrame."""
+    return X.iloc[index] if isinstance(X, pd.DataFrame) else X[index]

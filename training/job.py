@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from serving import artifact
-from training import gate, registry
+from training import custom, gate, registry
 from training.data import Dataset, load_builtin, load_csv
 from training.evaluate import PRIMARY_METRIC
 from training.options import OptionsError, TrainOptions
@@ -41,6 +41,11 @@ class Outcome:
     """The version that was current before this run."""
     notes: tuple[str, ...] = ()
 
+    @property
+    def version(self) -> str:
+        """The new version's id."""
+        return self.metadata.version
+
 
 def model_name(options: TrainOptions, settings: TrainingSettings) -> str:
     """``--name``, else ``MODEL_NAME``, else the dataset's name."""
@@ -57,7 +62,8 @@ def checked_name(name: str) -> str:
 
 def load_dataset(options: TrainOptions) -> Dataset:
     if options.data is not None:
-        assert options.target is not None  # TrainOptions guarantees it
+        if options.target is None:  # TrainOptions refuses this; kept for python -O
+            raise OptionsError("a CSV file (--data) needs its target column (--target)")
         return load_csv(options.data, options.target, options.task)
     return load_builtin(options.dataset or "breast_cancer")
 
@@ -68,9 +74,13 @@ def run(options: TrainOptions, settings: TrainingSettings, *, force: bool, log: 
     models_dir = settings.models_dir
     key = settings.signing_key()
     dataset = load_dataset(options)
+    own = None
+    if options.pipeline is not None:
+        own = custom.build(options.pipeline, seed=options.seed, task=dataset.task)
     n_rows, n_features = dataset.X.shape
+    what = options.pipeline or options.model or default_estimator(dataset.task)
     log(
-        f"training {name}: {options.model or default_estimator(dataset.task)} on {dataset.source} "
+        f"training {name}: {what} on {dataset.source} "
         f"({n_rows} rows, {n_features} features, {dataset.task}), seed {options.seed}"
     )
     metric = PRIMARY_METRIC[dataset.task]
@@ -88,16 +98,44 @@ def run(options: TrainOptions, settings: TrainingSettings, *, force: bool, log: 
             test_size=options.test_size,
             cv_folds=options.cv_folds,
             progress=on_fold,
+            pipeline=own,
+            pipeline_spec=options.pipeline,
         )
     except PipelineError:
         raise
-    except ValueError as exc:
-        raise TrainingError(f"training failed: {exc}") from None
-    path = save(trained, dataset, models_dir, name=name, signing_key=key)
-    loaded = artifact.load(path, signing_key=key)
+    except Exception as exc:
+        # A built-in pipeline fails with ValueError on bad data or parameters; a user's own
+        # may raise anything: either way the cause is the input, not the registry.
+        raise TrainingError(f"training failed: {one_line(exc)}") from None
+    path = save(trained, dataset, models_dir, name=name, signing_key=key, trusted=options.trust)
+    loaded = artifact.load(path, signing_key=key, trusted_types=options.trust)
     X = trained.X_train
     if not np.array_equal(loaded.pipeline.predict(X), trained.pipeline.predict(X)):
         raise artifact.ArtifactError(f"{path}: the reloaded model predicts differently")
+    return decide(
+        loaded.metadata,
+        path,
+        models_dir,
+        min_score=_first(options.min_score, settings.train_min_score),
+        tolerance=settings.train_tolerance if options.tolerance is None else options.tolerance,
+        force=force,
+        signing_key=key,
+    )
+
+
+def decide(
+    metadata: artifact.Metadata,
+    path: Path,
+    models_dir: Path,
+    *,
+    min_score: float | None,
+    tolerance: float,
+    force: bool,
+    signing_key: bytes | None,
+) -> Outcome:
+    """Gate a saved, verified version against the current one and promote it if it passes
+    (or ``force``), under the model's registry lock."""
+    name = metadata.name
     with registry.lock(models_dir, name):
         notes: list[str] = []
         try:
@@ -106,24 +144,19 @@ def run(options: TrainOptions, settings: TrainingSettings, *, force: bool, log: 
             current = None
             notes.append(f"current version unreadable, not compared: {exc}")
         previous = current.version if current else artifact.read_current(models_dir, name)
-        result = gate.check(
-            loaded.metadata,
-            current,
-            min_score=_first(options.min_score, settings.train_min_score),
-            tolerance=settings.train_tolerance if options.tolerance is None else options.tolerance,
-        )
+        result = gate.check(metadata, current, min_score=min_score, tolerance=tolerance)
         promoted = result.passed or force
         if promoted:
             reason = "quality gate passed" if result.passed else "forced past the quality gate"
             registry.promote(
                 models_dir,
                 name,
-                loaded.metadata.version,
+                metadata.version,
                 reason=f"{reason}: {result.metric} {result.score:.4f}",
-                signing_key=key,
+                signing_key=signing_key,
             )
     return Outcome(
-        loaded.metadata,
+        metadata,
         path,
         result,
         promoted,
@@ -131,6 +164,13 @@ def run(options: TrainOptions, settings: TrainingSettings, *, force: bool, log: 
         previous=previous,
         notes=tuple(notes),
     )
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message on one line (scikit-learn's span several); the type too,
+    unless it is a ValueError (bad data or parameters)."""
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, ValueError) else f"{type(exc).__name__}: {text}"
 
 
 def _first(value: float | None, fallback: float | None) -> float | None:

@@ -12,7 +12,8 @@ table for the estimator's hyper-parameters::
     n_estimators = 200
     max_depth = 8
 
-Relative ``data`` paths in a config file are relative to the file. ``--param key=value``
+Relative ``data`` paths (and ``pipeline = "FILE.py:FUNC"`` files) in a config file are
+relative to the file. ``--param key=value``
 values are TOML literals (``0.5``, ``true``, ``"balanced"``), or JSON (``null``), else taken
 as a plain string (``solver=liblinear``).
 """
@@ -27,6 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from serving.artifact import check_patterns
 from training.data import BUILTIN_DATASETS, Task
 from training.pipelines import ESTIMATORS
 
@@ -47,6 +49,10 @@ class TrainOptions(BaseModel):
     target: str | None = None
     task: Task | None = None
     model: str | None = None
+    pipeline: str | None = None
+    """``FILE.py:FUNC`` or ``module:FUNC`` returning the user's own unfitted estimator."""
+    trust: list[str] = Field(default_factory=list)
+    """Types beyond the safe list the model may need: ``module.Name`` or ``module.*``."""
     params: dict[str, Any] = Field(default_factory=dict)
     seed: int = Field(0, ge=0, le=2**32 - 1)
     name: str | None = None
@@ -71,6 +77,11 @@ class TrainOptions(BaseModel):
             raise ValueError(f"unknown model {value!r}; choose one of {', '.join(ESTIMATORS)}")
         return value
 
+    @field_validator("trust")
+    @classmethod
+    def _trust_patterns(cls, value: list[str]) -> list[str]:
+        return check_patterns(value)
+
     @field_validator("cv_folds")
     @classmethod
     def _folds(cls, value: int) -> int:
@@ -86,6 +97,10 @@ class TrainOptions(BaseModel):
             raise ValueError("a CSV file (data) needs the name of its target column (target)")
         if self.data is None and (self.target is not None or self.task is not None):
             raise ValueError("target and task apply to a CSV file (data) only")
+        if self.pipeline is not None and (self.model is not None or self.params):
+            raise ValueError(
+                "a --pipeline is your own estimator: model and params apply to built-in ones"
+            )
         return self
 
     @property
@@ -122,6 +137,9 @@ def load_config(path: Path) -> dict[str, Any]:
         raise OptionsError(f"{path}: not valid TOML ({exc})") from None
     if isinstance(config.get("data"), str):
         config["data"] = Path(path).parent / config["data"]
+    pipeline = config.get("pipeline")
+    if isinstance(pipeline, str) and ".py:" in pipeline:
+        config["pipeline"] = str(Path(path).parent / pipeline)
     return config
 
 

@@ -57,6 +57,18 @@ class VersionRow:
     problem: str | None = None
 
 
+@dataclass(frozen=True)
+class ModelRow:
+    """A line of ``python -m training list`` without ``--name``: one model of the registry."""
+
+    name: str
+    versions: int
+    current: str | None
+    metadata: artifact.Metadata | None
+    """The current version's metadata (None without a current version, or unreadable)."""
+    problem: str | None = None
+
+
 @contextmanager
 def lock(models_dir: Path, name: str) -> Iterator[None]:
     """Hold the model's registry lock (reentrant within this process)."""
@@ -199,3 +211,18 @@ def _append_history(models_dir: Path, name: str, entry: HistoryEntry) -> None:
     if existing and not existing.endswith(b"\n"):
         existing += b"\n"
     artifact.atomic_write(path, existing + entry.model_dump_json().encode() + b"\n")
+
+
+def model_rows(models_dir: Path) -> list[ModelRow]:
+    """Every model of the registry with its current version, sorted by name."""
+    result = []
+    for name in artifact.list_models(models_dir):
+        count = len(artifact.list_versions(models_dir, name))
+        current = artifact.read_current(models_dir, name)
+        try:
+            meta = current_metadata(models_dir, name)
+            problem = None
+        except artifact.ArtifactError as exc:
+            meta, problem = None, str(exc)
+        result.append(ModelRow(name, count, current, meta, problem))
+    return result

@@ -1,7 +1,7 @@
 """The training job's settings: environment variables, read once, overridden by CLI flags.
 
 Every field is an environment variable of the same name in upper case (``MODELS_DIR``,
-``TRAIN_MIN_SCORE`` …). The README's training section lists each with its default. A bad
+``TRAIN_MIN_SCORE`` …). docs/configuration.md ("Training") lists each with its default. A bad
 value fails before any training starts, naming the variable.
 """
 

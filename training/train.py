@@ -1,25 +1,29 @@
 """Fit, evaluate and save: the one training function the notebook and ``make train`` share.
 
-Same dataset, estimator, parameters and seed give the same pipeline, the same metrics and
-the same predictions, wherever it runs.
+Same dataset, estimator (or ``--pipeline`` function), parameters and seed give the same
+fitted model — the same predictions, metrics and model fingerprint — wherever it runs.
 """
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from sklearn.base import clone
 from sklearn.model_selection import train_test_split
 
 from serving import artifact
-from training.data import Dataset
+from training.custom import seeded
+from training.dataset import Dataset
 from training.evaluate import FoldProgress, confusion, cross_validate, score
 from training.pipelines import build_pipeline, default_estimator
+from training.profile import reference_profile
+from training.schema import column_type, feature_specs
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,19 @@ class TrainedModel:
     metrics: dict[str, float]
     cv_metrics: dict[str, dict[str, float]]
     confusion_matrix: list[list[int]] | None
-    X_train: np.ndarray = field(repr=False)
+    X_train: Any = field(repr=False)
+    """The training part: a float64 matrix or a DataFrame, as the pipeline was fitted on."""
+
+
+def split(dataset: Dataset, *, seed: int = 0, test_size: float = 0.2) -> tuple[Any, ...]:
+    """(X_train, X_test, y_train, y_test): the held-out split :func:`fit` makes (stratified
+    for classifiers), for a notebook that fits on exactly the job's training rows."""
+    stratify = dataset.y if dataset.task == "classification" else None
+    return tuple(
+        train_test_split(
+            dataset.X, dataset.y, test_size=test_size, random_state=seed, stratify=stratify
+        )
+    )
 
 
 def fit(
@@ -46,15 +62,26 @@ def fit(
     test_size: float = 0.2,
     cv_folds: int = 5,
     progress: FoldProgress | None = None,
+    pipeline: Any = None,
+    pipeline_spec: str | None = None,
 ) -> TrainedModel:
-    """Split (stratified for classifiers), cross-validate, fit, score on the held-out part."""
-    estimator = estimator or default_estimator(dataset.task)
+    """Split, cross-validate, fit, score on the held-out part.
+
+    ``pipeline``: the user's own unfitted estimator (``--pipeline``), used instead of a
+    built-in one; a copy is fitted, every ``random_state`` left None set to ``seed``.
+    ``pipeline_spec`` is recorded as where it came from.
+    """
     params = dict(params or {})
-    pipeline = build_pipeline(estimator, dataset.task, seed=seed, params=params)
-    stratify = dataset.y if dataset.task == "classification" else None
-    X_train, X_test, y_train, y_test = train_test_split(
-        dataset.X, dataset.y, test_size=test_size, random_state=seed, stratify=stratify
-    )
+    if pipeline is None:
+        estimator = estimator or default_estimator(dataset.task)
+        pipeline = build_pipeline(
+            estimator, dataset.task, seed=seed, params=params, columns=columns_of(dataset)
+        )
+    else:
+        pipeline = seeded(clone(pipeline), seed)
+        estimator = type(final_step(pipeline)).__name__
+        params = {"pipeline": pipeline_spec} if pipeline_spec else {}
+    X_train, X_test, y_train, y_test = split(dataset, seed=seed, test_size=test_size)
     cv_metrics = (
         cross_validate(
             pipeline, X_train, y_train, dataset.task, folds=cv_folds, seed=seed, progress=progress
@@ -78,32 +105,44 @@ def fit(
     )
 
 
+def columns_of(dataset: Dataset) -> dict[str, artifact.FeatureType] | None:
+    """name -> feature type of a DataFrame's columns; None for a float64 matrix."""
+    if not dataset.is_frame:
+        return None
+    return {name: column_type(dataset.X[name])[0] for name in dataset.feature_names}
+
+
+def final_step(model: Any) -> Any:
+    """The last step of a Pipeline (the estimator itself otherwise)."""
+    steps = getattr(model, "steps", None)
+    return steps[-1][1] if steps else model
+
+
 def build_metadata(
     trained: TrainedModel, dataset: Dataset, *, name: str, created_at: datetime | None = None
 ) -> artifact.Metadata:
-    """Everything DESIGN.md asks of metadata.json except the digests (added when saving)."""
+    """Everything metadata.json holds except what saving adds (format, digests, fingerprint)."""
     created_at = created_at or datetime.now(UTC)
-    X = trained.X_train
-    features = [
-        artifact.FeatureSpec(
-            name=feature,
-            min=float(X[:, i].min()),
-            max=float(X[:, i].max()),
-            mean=float(X[:, i].mean()),
-            std=float(X[:, i].std()),
-        )
-        for i, feature in enumerate(dataset.feature_names)
-    ]
+    features = feature_specs(trained.X_train, dataset.X, dataset.feature_names)
     classes = getattr(trained.pipeline, "classes_", None)
+    class_names = [str(c) for c in classes] if classes is not None else None
+    reference = reference_profile(
+        trained.X_train,
+        features,
+        trained.pipeline.predict(trained.X_train),
+        source="training",
+        classes=class_names,
+    )
     return artifact.Metadata(
         name=artifact.check_name(name),
         version=artifact.new_version(created_at),
         created_at=created_at,
+        origin="trained",
         task=dataset.task,
         estimator=trained.estimator,
         features=features,
         target=dataset.target,
-        classes=[str(c) for c in classes] if classes is not None else None,
+        classes=class_names,
         metrics=trained.metrics,
         cv_metrics=trained.cv_metrics,
         confusion_matrix=trained.confusion_matrix,
@@ -118,6 +157,7 @@ def build_metadata(
         ),
         libraries=artifact.installed_versions(),
         git_commit=git_commit(),
+        reference=reference,
     )
 
 
@@ -128,10 +168,17 @@ def save(
     *,
     name: str,
     signing_key: bytes | None = None,
+    trusted: Sequence[str] = (),
 ) -> Path:
-    """Write a new version of ``name`` (not yet current) and return its folder."""
+    """Write a new version of ``name`` (not yet current) as skops and return its folder.
+
+    ``trusted``: types beyond the safe list the model may need (``--trust``); a model that
+    needs another one is refused before anything is written.
+    """
     metadata = build_metadata(trained, dataset, name=name)
-    return artifact.save(models_dir, metadata, trained.pipeline, signing_key=signing_key)
+    return artifact.save(
+        models_dir, metadata, trained.pipeline, signing_key=signing_key, trusted=trusted
+    )
 
 
 def git_commit() -> str | None:

@@ -7,7 +7,7 @@ probabilities returned as a dict that FastAPI encodes. No logging, no request id
 The model file comes from ``NAIVE_MODEL_PATH``; the factory loads it, so importing this
 module does no I/O.
 
-    NAIVE_MODEL_PATH=models/x/<version>/model.joblib uvicorn bench.apps.naive:create_app --factory
+    NAIVE_MODEL_PATH=naive/bench_logreg.joblib uvicorn bench.apps.naive:create_app --factory
 """
 
 from __future__ import annotations

@@ -1,18 +1,23 @@
 """The model artifact: the on-disk format training writes and serving trusts.
 
-A version lives in ``<models_dir>/<name>/<version>/`` as ``model.joblib`` (one fitted
-scikit-learn ``Pipeline``) and ``metadata.json`` (everything needed to trust and serve it,
-including the sha256 of every other file). ``<models_dir>/<name>/current`` names the
-version to serve and is replaced atomically.
+A version lives in ``<models_dir>/<name>/<version>/`` as ``model.skops`` (one fitted
+scikit-learn estimator, usually a ``Pipeline``; ``model.joblib`` for older versions) and
+``metadata.json`` (everything needed to trust and serve it, including the sha256 of every
+other file). ``<models_dir>/<name>/current`` names the version to serve and is replaced
+atomically.
 
-Pickle runs code, so loading reads the bytes once, checks their digest against the
-metadata and only then unpickles those same bytes: a tampered or truncated file never
-reaches ``joblib.load``. With a signing key, the metadata itself carries an HMAC, so
-rewriting the digests along with the pickle is refused too.
+Loading reads the model's bytes once, checks their digest against the metadata and only
+then deserialises those same bytes, under a trust policy (see docs/training.md,
+"Trust policy"): skops with exactly the recorded trusted types, each safe or allowed by
+the operator; a pickle only when the metadata is signed or the operator opted in. With a
+signing key, the metadata itself carries an HMAC, so rewriting the digests along with the
+model is refused too.
 
 Modules: ``metadata`` (metadata.json and the library check), ``layout`` (folders, versions,
-the current pointer), ``integrity`` (digests, signature), ``store`` (save, verify, load),
-``files`` (durable writes), ``errors``. Callers use the names re-exported here.
+the current pointer), ``integrity`` (digests, signature), ``codec`` (skops or joblib bytes,
+the fingerprint), ``trust`` (the safe list and the operator's patterns), ``store`` (save,
+verify, load), ``files`` (durable writes), ``errors``. Callers use the names re-exported
+here.
 """
 
 from serving.artifact.errors import (
@@ -25,14 +30,19 @@ from serving.artifact.errors import (
 from serving.artifact.files import atomic_write
 from serving.artifact.layout import (
     CURRENT_POINTER,
+    JOBLIB_FILE,
     METADATA_FILE,
     MODEL_FILE,
+    SKOPS_FILE,
     check_name,
+    is_version,
+    list_models,
     list_versions,
     model_dir,
     new_version,
     read_current,
     resolve,
+    unknown_model,
     version_dir,
     write_current,
 )
@@ -59,12 +69,15 @@ from serving.artifact.store import (
     save,
     verify,
 )
+from serving.artifact.trust import UntrustedTypeError, check_patterns
 
 __all__ = [
     "CURRENT_POINTER",
+    "JOBLIB_FILE",
     "METADATA_FILE",
     "MODEL_FILE",
     "SCHEMA_VERSION",
+    "SKOPS_FILE",
     "STALE_STAGING_SECONDS",
     "Artifact",
     "ArtifactError",
@@ -82,10 +95,14 @@ __all__ = [
     "NumberProfile",
     "ReferenceProfile",
     "SignatureError",
+    "UntrustedTypeError",
     "atomic_write",
     "check_library_versions",
     "check_name",
+    "check_patterns",
     "installed_versions",
+    "is_version",
+    "list_models",
     "list_versions",
     "load",
     "model_dir",
@@ -94,6 +111,7 @@ __all__ = [
     "read_metadata",
     "resolve",
     "save",
+    "unknown_model",
     "verify",
     "version_dir",
     "write_current",

@@ -9,7 +9,10 @@ from pathlib import Path
 from serving.artifact.errors import ArtifactError, ArtifactNotFoundError
 from serving.artifact.files import atomic_write
 
-MODEL_FILE = "model.joblib"
+SKOPS_FILE = "model.skops"
+JOBLIB_FILE = "model.joblib"
+MODEL_FILE = SKOPS_FILE
+"""The model file of a version saved in the default format (``metadata.model_file`` says)."""
 METADATA_FILE = "metadata.json"
 CURRENT_POINTER = "current"
 _VERSION_RE = re.compile(r"^\d{8}-\d{6}-\d{6}$")
@@ -39,6 +42,32 @@ def version_dir(models_dir: Path, name: str, version: str) -> Path:
             f"invalid version {version!r} for model {name!r}: expected YYYYMMDD-HHMMSS-ffffff"
         )
     return model_dir(models_dir, name) / version
+
+
+def is_version(version: str) -> bool:
+    """Whether ``version`` has the form of a version id (``YYYYMMDD-HHMMSS-ffffff``)."""
+    return bool(_VERSION_RE.match(version))
+
+
+def list_models(models_dir: Path) -> list[str]:
+    """Names of the models that have at least one complete version, sorted."""
+    root = Path(models_dir)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name for p in root.iterdir() if _NAME_RE.match(p.name) and list_versions(root, p.name)
+    )
+
+
+def unknown_model(models_dir: Path, name: str) -> str:
+    """Why ``name`` cannot be found, listing the models that can."""
+    models = list_models(models_dir)
+    if not models:
+        return (
+            f"no model {name!r} in {models_dir}: the registry has no models yet; "
+            "train one with `python -m training train`"
+        )
+    return f"no model {name!r} in {models_dir}; its models are: {', '.join(models)}"
 
 
 def list_versions(models_dir: Path, name: str) -> list[str]:
@@ -72,12 +101,14 @@ def write_current(models_dir: Path, name: str, version: str) -> None:
 
 def resolve(models_dir: Path, name: str, version: str | None = None) -> Path:
     """The folder of ``version``, or of the current version when ``version`` is None."""
+    if not list_versions(models_dir, name):
+        raise ArtifactNotFoundError(unknown_model(models_dir, name))
     if version is None:
         version = read_current(models_dir, name)
         if version is None:
             raise ArtifactNotFoundError(
-                f"model {name!r} has no current version in {models_dir}: "
-                "train one with `make train` (or `python -m training train`)"
+                f"model {name!r} has no current version in {models_dir}: promote one with "
+                f"`python -m training promote VERSION --name {name}`"
             )
     path = version_dir(models_dir, name, version)
     if not (path / METADATA_FILE).is_file():

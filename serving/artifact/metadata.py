@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import platform
 from datetime import datetime
+from importlib.metadata import version
 from typing import Any, Literal
 
 import joblib
@@ -169,6 +170,8 @@ class Metadata(_Frozen):
     """sha256 of the fitted model's pickle bytes (never loaded): equal for equal models,
     whereas skops files are not byte-deterministic."""
     reference: ReferenceProfile | None = None
+    converted_from: str | None = None
+    """The version this one was converted from (``python -m training convert``), if any."""
     files: dict[str, str] = Field(default_factory=dict)
     signature: str | None = None
 
@@ -200,6 +203,8 @@ def installed_versions() -> LibraryVersions:
         numpy=numpy.__version__,
         scipy=scipy.__version__,
         joblib=joblib.__version__,
+        skops=version("skops"),
+        pandas=version("pandas"),
     )
 
 

@@ -1,7 +1,7 @@
 """The spool's line format: one PostgreSQL COPY text row per predicted instance.
 
 A segment is a header line, then rows exactly as ``COPY predictions (COLUMNS) FROM STDIN``
-reads them: ten tab-separated fields, backslash escapes, ``\\N`` for NULL. The appender
+reads them: eleven tab-separated fields, backslash escapes, ``\\N`` for NULL. The appender
 pays for encoding once, on the request path, where the arrays are at hand; the writer
 then streams segment bytes into COPY without parsing or re-printing a single number
 (the SQLite store parses them, off the request path).
@@ -13,16 +13,20 @@ numbers orjson printed for the whole matrix into a per-model template.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
+import numpy as np
 import orjson
 
 from serving.predlog.records import ModelSchema, PredictionRecord
 
-HEADER = b"#skship-spool 2\n"
+HEADER = b"#skship-spool 3\n"
 """First line of every segment: the format version (never a row: rows start with a UUID)."""
-FIELDS = 10
+HEADER_V2 = b"#skship-spool 2\n"
+"""Format 2 (before client_request_id): ten fields; ``upgrade`` adds the eleventh."""
+FIELDS = 11
 """request_id, row_index, created_at, model_name, model_version, features, prediction,
-probabilities, latency_ms, client_id: the order of ``sql.COLUMNS``."""
+probabilities, latency_ms, client_id, client_request_id: the order of ``sql.COLUMNS``."""
 NULL = b"\\N"
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f+00"
 """created_at as written in a row (UTC); fixed width, parsed back by ``row_time``."""
@@ -68,6 +72,7 @@ class RowEncoder:
         self.schema = schema
         self._model = escape(schema.name) + b"\t" + escape(schema.version)
         self._features = _template(schema.feature_names)
+        self._names = schema.feature_names
         self._classes = None if schema.classes is None else _template(schema.classes)
         self._labels = {label: escape(label) for label in schema.classes or ()}
 
@@ -75,11 +80,16 @@ class RowEncoder:
         """The record's rows, each ending in a newline."""
         head = b"%b\t" % record.request_id.encode()
         middle = b"\t%b\t%b\t" % (time_text(record.created_at), self._model)
-        tail = b"\t%r\t%b\n" % (
+        tail = b"\t%r\t%b\t%b\n" % (
             float(record.latency_ms),
             NULL if record.client_id is None else escape(record.client_id),
+            NULL if record.client_request_id is None else escape(record.client_request_id),
         )
-        features = _rows(record.features)
+        numeric = isinstance(record.features, np.ndarray)
+        if isinstance(record.features, np.ndarray):
+            features = _rows(record.features)
+        else:
+            features = [_typed(self._names, row) for row in record.features]
         if len(features) != len(record.predictions):
             raise ValueError(f"request {record.request_id}: rows and predictions differ")
         probabilities: list[bytes] | None = None
@@ -93,10 +103,8 @@ class RowEncoder:
                 else orjson.dumps(prediction, option=_NUMPY)
             )
             proba = NULL if probabilities is None else _fill(self._classes, probabilities[i])
-            out.append(
-                b"%b%d%b%b\t%b\t%b%b"
-                % (head, i, middle, _fill(self._features, features[i]), label, proba, tail)
-            )
+            row = _fill(self._features, features[i]) if numeric else features[i]
+            out.append(b"%b%d%b%b\t%b\t%b%b" % (head, i, middle, row, label, proba, tail))
         return b"".join(out)
 
 
@@ -106,18 +114,26 @@ def _template(names: tuple[str, ...]) -> bytes:
     return b"{" + b",".join(key + b":%b" for key in keys) + b"}"
 
 
-def _rows(matrix: object) -> list[bytes]:
+def _rows(matrix: np.ndarray) -> list[bytes]:
     """A 2-d array as the JSON text of each row's numbers: ``[b"1.0,2.0", b"3.0,4.0"]``.
 
-    orjson prints the whole matrix at C speed; numbers hold no brackets, so splitting its
-    text on ``],[`` is exact.
+    orjson prints the whole matrix at C speed (it needs C order: some pipelines return
+    probabilities in Fortran order); numbers hold no brackets, so splitting its text on
+    ``],[`` is exact.
     """
-    text = orjson.dumps(matrix, option=_NUMPY)
+    text = orjson.dumps(np.ascontiguousarray(matrix), option=_NUMPY)
     return text[2:-2].split(b"],[") if text != b"[]" else []
 
 
+def _typed(names: tuple[str, ...], row: list[Any]) -> bytes:
+    """One typed row as a COPY field: a JSON object by feature name, values as sent."""
+    text = orjson.dumps(dict(zip(names, row, strict=True)))
+    return text.replace(b"\\", b"\\\\") if b"\\" in text else text
+
+
 def _fill(template: bytes | None, numbers: bytes) -> bytes:
-    assert template is not None
+    if template is None:
+        raise ValueError("no template for these values")
     try:
         return template % tuple(numbers.split(b","))
     except TypeError:  # more or fewer numbers than names
@@ -127,8 +143,19 @@ def _fill(template: bytes | None, numbers: bytes) -> bytes:
 _UNESCAPES = {b"\\": b"\\", b"t": b"\t", b"n": b"\n", b"r": b"\r"}
 
 
+def upgrade(segment: bytes) -> bytes | None:
+    """A format-2 segment's bytes as format 3 (each row gains a NULL client_request_id);
+    None when ``segment`` is not format 2. A torn last line stays torn."""
+    if not segment.startswith(HEADER_V2):
+        return None
+    body = segment[len(HEADER_V2) :]
+    complete, _, torn = body.rpartition(b"\n")
+    rows = complete.replace(b"\n", b"\t" + NULL + b"\n") + b"\t" + NULL + b"\n" if complete else b""
+    return HEADER + rows + torn
+
+
 def parse(line: bytes) -> list[str | None]:
-    """A spooled row's ten fields as text (None for NULL), escapes undone."""
+    """A spooled row's fields as text (None for NULL), escapes undone."""
     fields = line.rstrip(b"\n").split(b"\t")
     if len(fields) != FIELDS:
         raise ValueError(f"a row has {len(fields)} fields, not {FIELDS}")

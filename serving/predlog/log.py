@@ -8,19 +8,17 @@ read URL, as the writer role may not SELECT).
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
 import time
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-import psycopg
 from prometheus_client import CollectorRegistry
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from serving.predlog import metrics
+from serving.predlog.migrations import SchemaError
 from serving.predlog.postgres import PostgresStore
-from serving.predlog.queries import Filters, PostgresQueries, Queries, SqliteQueries
+from serving.predlog.queries import Filters, Queries, decode_cursor
+from serving.predlog.reading import Connector, QueryRunner
 from serving.predlog.records import (
     LogFullError,
     LogStatus,
@@ -36,12 +34,7 @@ from serving.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Queries never prepare statements, so each is planned with its filter values; UTC times.
-QUERY_CONNECTION_KWARGS: dict[str, object] = {
-    "autocommit": True,
-    "prepare_threshold": None,
-    "options": "-c TimeZone=UTC",
-}
+T = TypeVar("T")
 
 
 def is_postgres(url: str) -> bool:
@@ -86,9 +79,7 @@ class DurablePredictionLog:
             threads=threads,
         )
         self._started = False
-        self._queries: Queries | None = None
-        self._read_pool: ConnectionPool | None = None
-        self._queries_lock = threading.Lock()
+        self._queries = QueryRunner(settings)
 
     def start(self) -> None:
         self.spool.open()
@@ -96,10 +87,10 @@ class DurablePredictionLog:
             self.store.open()
             self.store.prepare()
             self.writer.schema_ready = True
-        except StoreUnavailableError as exc:
+        except (StoreUnavailableError, SchemaError) as exc:
             # Not fatal: records are spooled until the store is back (and migrated then).
             logger.warning("prediction store unavailable at startup: %s", exc)
-            self.writer.reachable, self.writer.last_error = False, str(exc)
+            self.writer.note_unavailable(exc)
         except BaseException:
             self.store.close()
             self.spool.close()
@@ -135,25 +126,30 @@ class DurablePredictionLog:
             accepting=reason is None,
             reason=reason,
             store=self.store.kind,
+            store_problem=self.writer.misconfigured,
             store_reachable=self.writer.reachable,
             spooled_bytes=self.spool.spooled_bytes,
             oldest_unwritten_age_s=self._oldest_age(),
         )
 
-    def query_page(
-        self,
-        since: datetime | None,
-        until: datetime | None,
-        model_version: str | None,
-        limit: int,
-        cursor: str | None,
-    ) -> Page:
-        try:
-            return self._reader().page(Filters(since, until, model_version), limit, cursor)
-        except (psycopg.Error, PoolTimeout, sqlite3.Error, StoreUnavailableError) as exc:
-            raise LogUnavailableError(f"cannot query the prediction log: {exc}") from exc
+    async def query_page(self, filters: Filters, limit: int, cursor: str | None) -> Page:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if cursor:
+            decode_cursor(cursor)  # a bad one is the client's error, whatever the database does
+        return await self.read(lambda queries: queries.page(filters, limit, cursor))
+
+    async def read(self, work: Callable[[Queries], T]) -> T:
+        return await self._queries.run(work)
+
+    async def read_connected(self, work: Callable[[Connector], T]) -> T:
+        return await self._queries.run_connected(work)
+
+    def cancel_queries(self) -> None:
+        self._queries.cancel()
 
     def close(self, timeout: float) -> None:
+        self.cancel_queries()
         self.spool.stop_accepting()
         started = time.monotonic()
         if self._started and not self.writer.stop(timeout):
@@ -168,27 +164,7 @@ class DurablePredictionLog:
             logger.warning("the prediction log writer is still busy; leaving it behind")
         else:
             self.store.close()
-        if self._read_pool is not None:
-            self._read_pool.close(timeout=1.0)
-
-    def _reader(self) -> Queries:
-        with self._queries_lock:
-            if self._queries is None:
-                url = self.settings.database_read_url or self.settings.database_url
-                if is_postgres(url):
-                    self._read_pool = ConnectionPool(
-                        url,
-                        min_size=1,
-                        max_size=self.settings.database_pool_size,
-                        kwargs=QUERY_CONNECTION_KWARGS,
-                        check=ConnectionPool.check_connection,
-                        name="skship-log-queries",
-                        open=True,
-                    )
-                    self._queries = PostgresQueries(self._read_pool.connection)
-                else:
-                    self._queries = SqliteQueries(url)
-            return self._queries
+        self._queries.close()
 
     def _queued(self) -> float:
         spool = self.spool
@@ -209,17 +185,19 @@ class DisabledPredictionLog:
         pass
 
     def status(self) -> LogStatus:
-        return LogStatus(True, None, "disabled", True, 0, None)
+        return LogStatus(True, None, "disabled", None, True, 0, None)
 
-    def query_page(
-        self,
-        since: datetime | None,
-        until: datetime | None,
-        model_version: str | None,
-        limit: int,
-        cursor: str | None,
-    ) -> Page:
+    async def query_page(self, filters: Filters, limit: int, cursor: str | None) -> Page:
         return Page([], None)
+
+    async def read(self, work: Callable[[Queries], T]) -> T:
+        raise LogUnavailableError("prediction logging is disabled (LOG_PREDICTIONS=false)")
+
+    async def read_connected(self, work: Callable[[Connector], T]) -> T:
+        raise LogUnavailableError("prediction logging is disabled (LOG_PREDICTIONS=false)")
+
+    def cancel_queries(self) -> None:
+        pass
 
     def close(self, timeout: float) -> None:
         pass

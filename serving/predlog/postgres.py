@@ -3,8 +3,8 @@
 A batch is one transaction: COPY into a session-private staging table, then
 INSERT ... ON CONFLICT DO NOTHING into ``predictions``, so a replayed batch never
 duplicates. ``bench.drain`` measured this at several times the rows/s of ``executemany``
-in pipeline mode (README, "Prediction log"); ``method="executemany"`` keeps the slower
-path for that comparison.
+in pipeline mode (docs/performance.md, "The log's write methods");
+``method="executemany"`` keeps the slower path for that comparison.
 
 The pool holds one connection per writer thread, checks it before each batch and replaces
 it when the server restarted or was killed; while it cannot connect, ``write`` raises
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 import psycopg
@@ -23,8 +23,14 @@ from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from serving.predlog import lines, migrations, sql
+from serving.predlog.feedback import FeedbackRecord
 from serving.predlog.reader import Rows
-from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError
+from serving.predlog.store import (
+    Encoded,
+    RowsRejectedError,
+    StoreMisconfiguredError,
+    StoreUnavailableError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +83,7 @@ class PostgresStore:
             with psycopg.connect(self.url, autocommit=True, **self._kwargs) as conn:
                 applied = migrations.prepare_postgres(conn)
         except psycopg.OperationalError as exc:
-            raise StoreUnavailableError(f"cannot reach PostgreSQL: {exc}") from exc
+            raise unavailable("cannot reach PostgreSQL", exc) from exc
         for migration in applied:
             logger.info("applied migration %04d_%s", migration.version, migration.name)
 
@@ -100,7 +106,9 @@ class PostgresStore:
         except _REJECTED as exc:
             raise RowsRejectedError(str(exc)) from exc
         except errors.InsufficientPrivilege as exc:
-            raise StoreUnavailableError(f"the log's database role may not insert: {exc}") from exc
+            raise StoreMisconfiguredError("the database role may not insert", str(exc)) from exc
+        except psycopg.OperationalError as exc:
+            raise unavailable("PostgreSQL write failed", exc) from exc
         except (psycopg.Error, PoolTimeout) as exc:
             raise StoreUnavailableError(f"PostgreSQL write failed: {exc}") from exc
 
@@ -122,6 +130,36 @@ class PostgresStore:
             cur.execute(sql.PG_INSERT_FROM_STAGING)
             return max(cur.rowcount, 0)
 
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> int:
+        """Upsert labels in one transaction; returns rows inserted or replaced.
+
+        COPY into a session-private staging table, then one INSERT ... ON CONFLICT DO UPDATE
+        that keeps the label received last (serving/predlog/feedback.py).
+        """
+        try:
+            staged = [_feedback_row(seq, record) for seq, record in enumerate(records)]
+        except ValueError as exc:
+            raise RowsRejectedError(str(exc)) from exc
+        try:
+            with self._pool.connection(timeout=self.connect_timeout) as conn:
+                self._busy.add(conn)
+                try:
+                    with conn.transaction(), conn.cursor() as cur:
+                        cur.execute(sql.PG_CREATE_FEEDBACK_STAGING)
+                        with cur.copy(sql.PG_COPY_FEEDBACK_STAGING) as copy:
+                            for row in staged:
+                                copy.write_row(row)
+                        cur.execute(sql.PG_UPSERT_FEEDBACK)
+                        return max(cur.rowcount, 0)
+                finally:
+                    self._busy.discard(conn)
+        except _REJECTED as exc:
+            raise RowsRejectedError(str(exc)) from exc
+        except errors.InsufficientPrivilege as exc:
+            raise StoreUnavailableError(f"the log's database role may not upsert: {exc}") from exc
+        except (psycopg.Error, PoolTimeout) as exc:
+            raise StoreUnavailableError(f"PostgreSQL feedback write failed: {exc}") from exc
+
     def ping(self) -> bool:
         try:
             with self._pool.connection(timeout=self.connect_timeout) as conn:
@@ -139,10 +177,35 @@ class PostgresStore:
         self._pool.close(timeout=1.0)
 
 
+# libpq reports these at connection time with no SQLSTATE, so they are told by their text.
+_MISCONFIGURED = (
+    ("database", "does not exist", "the database does not exist"),
+    ("role", "does not exist", "the database role does not exist"),
+    ("password authentication failed", "", "the database refused the password"),
+    ("no pg_hba.conf entry", "", "the database refuses connections from this host or role"),
+)
+
+
+def unavailable(context: str, exc: psycopg.Error) -> StoreUnavailableError:
+    """A connection error: misconfigured (it will not heal by itself) or just unavailable."""
+    text = str(exc)
+    for first, second, problem in _MISCONFIGURED:
+        if first in text and second in text:
+            return StoreMisconfiguredError(problem, f"{context}: {text}")
+    return StoreUnavailableError(f"{context}: {text}")
+
+
 def _copy(cur: psycopg.Cursor[Any], statement: str, chunks: list[bytes]) -> None:
     with cur.copy(statement) as copy:
         for chunk in chunks:
             copy.write(chunk)
+
+
+def _feedback_row(seq: int, record: FeedbackRecord) -> tuple[Any, ...]:
+    return (
+        seq, record.canonical_request_id(), record.row_index, record.label_json(),
+        record.received(), record.client_id,
+    )  # fmt: skip
 
 
 def _param_rows(rows: Rows) -> Iterator[dict[str, Any]]:

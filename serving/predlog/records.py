@@ -7,12 +7,18 @@ log's work, off the request path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from serving.predlog.queries import Filters, Queries
+    from serving.predlog.reading import Connector
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,14 +40,17 @@ class PredictionRecord:
     created_at: float
     """Unix time (seconds) when the request arrived."""
     model: ModelSchema
-    features: np.ndarray
-    """(rows, features) float64, columns in ``model.feature_names`` order."""
+    features: np.ndarray | list[list[Any]]
+    """(rows, features) float64, columns in ``model.feature_names`` order; or, for a typed
+    model, one list of JSON values (numbers, strings, booleans, None) per row."""
     predictions: Sequence[str] | Sequence[float] | np.ndarray
     """One per row: the class label (str) of a classifier, the value of a regressor."""
     probabilities: np.ndarray | None
     """(rows, classes) float64, columns in ``model.classes`` order; None for regressors."""
     latency_ms: float
     client_id: str | None = None
+    client_request_id: str | None = None
+    """The client's own id for the request (X-Request-ID, or an inference request's id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +62,13 @@ class LoggedPrediction:
     created_at: datetime
     model_name: str
     model_version: str
-    features: dict[str, float]
+    features: dict[str, Any]
+    """By feature name, typed as sent: numbers, strings, booleans, None."""
     prediction: str
     probabilities: dict[str, float] | None
     latency_ms: float
     client_id: str | None
+    client_request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +103,9 @@ class LogStatus:
     reason: str | None
     store: str
     """'postgresql', 'sqlite' or 'disabled'."""
+    store_problem: str | None
+    """The store refuses this configuration (no such database, a wrong password...): records
+    are spooled, but nothing will reach the store until someone fixes it; not ready."""
     store_reachable: bool
     spooled_bytes: int
     oldest_unwritten_age_s: float | None
@@ -112,19 +126,25 @@ class PredictionLog(Protocol):
 
     def status(self) -> LogStatus: ...
 
-    def query_page(
-        self,
-        since: datetime | None,
-        until: datetime | None,
-        model_version: str | None,
-        limit: int,
-        cursor: str | None,
-    ) -> Page:
-        """Logged rows with ``since <= created_at < until``, newest first (blocking I/O).
+    async def query_page(self, filters: Filters, limit: int, cursor: str | None) -> Page:
+        """Logged rows matching ``filters``, newest first, at most ``limit`` (>= 1).
 
-        At most ``limit`` (>= 1) rows; pass the page's ``next_cursor`` back for the next
-        page. Times without a zone are UTC. Raises InvalidCursorError for a cursor it did
-        not issue and LogUnavailableError when the store cannot be read.
+        Pass the page's ``next_cursor`` back for the next page. Runs on the log's own query
+        threads within its bounds (docs/prediction-log.md, "Query limits"). Raises
+        InvalidCursorError for a cursor it did not issue, and LogUnavailableError (with a
+        message fit for clients) when the store cannot answer in time.
+        """
+
+    async def read(self, work: Callable[[Queries], T]) -> T:
+        """``work`` on the query threads, within the same bounds as ``query_page``."""
+
+    async def read_connected(self, work: Callable[[Connector], T]) -> T:
+        """``work(connector)`` within the same bounds, for other readers (monitoring)."""
+
+    def cancel_queries(self) -> None:
+        """Refuse new queries and cancel the running ones; returns at once.
+
+        For the start of shutdown: queries then never hold up the drain.
         """
 
     def close(self, timeout: float) -> None:

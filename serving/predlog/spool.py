@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.predlog import lines
 from serving.predlog.lines import HEADER, RowEncoder, TimeText
 from serving.predlog.records import (
     LogFullError,
@@ -93,6 +94,20 @@ class Spool:
     def accepting(self) -> bool:
         return self._accepting
 
+    @staticmethod
+    def check_free(directory: Path) -> None:
+        """Raise SpoolLockedError if a live process holds ``directory`` now."""
+        try:
+            fd = os.open(directory / _LOCK_FILE, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SpoolLockedError(_locked(directory)) from None
+        finally:
+            os.close(fd)  # closing releases a lock taken here
+
     def open(self) -> None:
         """Create and lock the folder; adopt segments left by an earlier process."""
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -101,14 +116,11 @@ class Spool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise SpoolLockedError(
-                f"spool folder {self.directory} is in use by another process; "
-                "give each server its own SPOOL_DIR"
-            ) from None
+            raise SpoolLockedError(_locked(self.directory)) from None
         self._lock_fd = fd
         self._accepting = True
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
-            data = path.read_bytes()
+            data = _upgraded(path, path.read_bytes())
             self._segments.append(Segment(path, len(data), sealed=True, synced=len(data)))
             self._bytes += len(data)
             self.leftover_rows += data.count(b"\n") - data.count(HEADER)
@@ -167,7 +179,8 @@ class Spool:
         return segment
 
     def _write(self, segment: Segment, data: bytes) -> None:
-        assert segment.fd is not None
+        if segment.fd is None:  # a sealed segment is never written again
+            raise LogUnavailableError(f"spool segment {segment.path} is sealed")
         view = memoryview(data)
         written = 0
         try:
@@ -206,7 +219,8 @@ class Spool:
 
     def remove(self, segment: Segment) -> None:
         """Delete a sealed segment whose rows are all committed (again: a no-op)."""
-        assert segment.sealed
+        if not segment.sealed:
+            raise ValueError(f"spool segment {segment.path} is still being written")
         with self._lock:
             if segment not in self._segments:
                 return
@@ -281,3 +295,25 @@ class Spool:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
+
+
+def _locked(directory: Path) -> str:
+    return (
+        f"spool folder {directory} is in use by another server process; stop that server "
+        "or give each server its own SPOOL_DIR"
+    )
+
+
+def _upgraded(path: Path, data: bytes) -> bytes:
+    """A segment left by an older version, rewritten (atomically) in today's row format."""
+    upgraded = lines.upgrade(data)
+    if upgraded is None:
+        return data
+    tmp = path.with_name(f".{path.name}.upgrade")
+    with open(tmp, "wb") as handle:
+        handle.write(upgraded)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    logger.info("upgraded spool segment %s to the current row format", path.name)
+    return upgraded

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 COLUMN_NAMES = (
     "request_id", "row_index", "created_at", "model_name", "model_version",
-    "features", "prediction", "probabilities", "latency_ms", "client_id",
+    "features", "prediction", "probabilities", "latency_ms", "client_id", "client_request_id",
 )  # fmt: skip
 """In the order of a spooled row's fields (serving/predlog/lines.py)."""
 COLUMNS = ", ".join(COLUMN_NAMES)
@@ -53,36 +53,50 @@ PG_CREATE_STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS predictions_staging (
     request_id uuid, row_index integer, created_at timestamptz, model_name text,
     model_version text, features json, prediction text, probabilities json,
-    latency_ms double precision, client_id text
+    latency_ms double precision, client_id text, client_request_id text
 ) ON COMMIT DELETE ROWS"""
 PG_COPY_STAGING = f"COPY predictions_staging ({COLUMNS}) FROM STDIN"
 PG_INSERT_FROM_STAGING = f"""
 INSERT INTO predictions ({COLUMNS})
 SELECT request_id, row_index, created_at, model_name, model_version,
-       features, prediction, probabilities, latency_ms, client_id
+       features, prediction, probabilities, latency_ms, client_id, client_request_id
 FROM predictions_staging
 ON CONFLICT DO NOTHING"""
 PG_INSERT_ROW = f"""
 INSERT INTO predictions ({COLUMNS})
 VALUES (%(request_id)s, %(row_index)s, %(created_at)s, %(model_name)s,
         %(model_version)s, %(features)s::json, %(prediction)s, %(probabilities)s::json,
-        %(latency_ms)s, %(client_id)s)
+        %(latency_ms)s, %(client_id)s, %(client_request_id)s)
 ON CONFLICT DO NOTHING"""
 PING = "SELECT 1"
 
 SQLITE_INSERT_ROW = f"""
 INSERT OR IGNORE INTO predictions ({COLUMNS})
 VALUES (:request_id, :row_index, :created_at, :model_name, :model_version, :features,
-        :prediction, :probabilities, :latency_ms, :client_id)"""
+        :prediction, :probabilities, :latency_ms, :client_id, :client_request_id)"""
 
 # -- queries -----------------------------------------------------------------------------
 
-PG_PAGE = f"""
-SELECT {COLUMNS}
-FROM predictions
+# Every filter is optional: since <= created_at < until, one model, one version.
+_PG_FILTERS = """
 WHERE (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
   AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)
-  AND (%(model_version)s::text IS NULL OR model_version = %(model_version)s)
+  AND (%(model_name)s::text IS NULL OR model_name = %(model_name)s)
+  AND (%(model_version)s::text IS NULL OR model_version = %(model_version)s)"""
+_SQLITE_FILTERS = """
+WHERE (:since IS NULL OR created_at >= :since)
+  AND (:until IS NULL OR created_at < :until)
+  AND (:model_name IS NULL OR model_name = :model_name)
+  AND (:model_version IS NULL OR model_version = :model_version)"""
+# The filters narrowed to one version that statistics or an export describe.
+_PG_ONE_VERSION = f"""{_PG_FILTERS}
+  AND model_name = %(of_name)s AND model_version = %(of_version)s"""
+_SQLITE_ONE_VERSION = f"""{_SQLITE_FILTERS}
+  AND model_name = :of_name AND model_version = :of_version"""
+
+PG_PAGE = f"""
+SELECT {COLUMNS}
+FROM predictions{_PG_FILTERS}
   AND (%(after_created_at)s::timestamptz IS NULL
        OR (created_at, request_id, row_index)
           < (%(after_created_at)s, %(after_request_id)s::uuid, %(after_row_index)s::integer))
@@ -91,24 +105,12 @@ LIMIT %(limit)s"""
 
 SQLITE_PAGE = f"""
 SELECT {COLUMNS}
-FROM predictions
-WHERE (:since IS NULL OR created_at >= :since)
-  AND (:until IS NULL OR created_at < :until)
-  AND (:model_version IS NULL OR model_version = :model_version)
+FROM predictions{_SQLITE_FILTERS}
   AND (:after_created_at IS NULL
        OR (created_at, request_id, row_index)
           < (:after_created_at, :after_request_id, :after_row_index))
 ORDER BY created_at DESC, request_id DESC, row_index DESC
 LIMIT :limit"""
-
-_PG_FILTERS = """
-WHERE (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
-  AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)
-  AND (%(model_version)s::text IS NULL OR model_version = %(model_version)s)"""
-_SQLITE_FILTERS = """
-WHERE (:since IS NULL OR created_at >= :since)
-  AND (:until IS NULL OR created_at < :until)
-  AND (:model_version IS NULL OR model_version = :model_version)"""
 
 # Latency is the request's, repeated on each of its rows: percentiles count requests
 # (row_index = 0); counts, classes and probabilities count rows (instances).
@@ -116,6 +118,7 @@ PG_STATS = f"""
 SELECT model_name, model_version,
        count(*) AS rows,
        count(*) FILTER (WHERE row_index = 0) AS requests,
+       count(probabilities) AS with_probabilities,
        avg((SELECT max(value::double precision) FROM json_each_text(probabilities)))
            AS mean_top_probability,
        percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
@@ -124,45 +127,126 @@ SELECT model_name, model_version,
        max(created_at) AS last_at
 FROM predictions{_PG_FILTERS}
 GROUP BY model_name, model_version
-ORDER BY max(created_at) DESC"""
-PG_CLASS_COUNTS = f"""
-SELECT model_name, model_version, prediction, count(*) AS rows
-FROM predictions{_PG_FILTERS}
-GROUP BY model_name, model_version, prediction
-ORDER BY model_name, model_version, count(*) DESC, prediction"""
+ORDER BY max(created_at) DESC, model_name, model_version"""
+# A version without probabilities whose predictions are all numbers is a regressor's.
+PG_ANY_NON_NUMBER = f"""
+SELECT EXISTS (SELECT FROM predictions{_PG_ONE_VERSION}
+  AND prediction !~ %(number)s) AS found"""
+# The most frequent classes (ties by label, byte order as in SQLite), and how many there are.
+PG_TOP_CLASSES = f"""
+SELECT prediction, count(*) AS rows, count(*) OVER () AS classes
+FROM predictions{_PG_ONE_VERSION}
+GROUP BY prediction
+ORDER BY count(*) DESC, prediction COLLATE "C"
+LIMIT %(top)s"""
+PG_VALUES = f"""
+SELECT count(*) AS count, avg(v) AS mean, min(v) AS min, max(v) AS max,
+       percentile_cont(%(fractions)s::double precision[]) WITHIN GROUP (ORDER BY v) AS quantiles
+FROM (SELECT prediction::double precision AS v
+      FROM predictions{_PG_ONE_VERSION}) AS version_values"""
 
+# SQLite has no percentile_cont: statistics fetch only the ranks that the interpolation
+# needs (``positions``, a JSON array of 0-based ranks), never a version's whole column.
 SQLITE_STATS = f"""
 SELECT model_name, model_version,
        count(*) AS rows,
        sum(row_index = 0) AS requests,
+       count(probabilities) AS with_probabilities,
        avg((SELECT max(value) FROM json_each(probabilities))) AS mean_top_probability,
        min(created_at) AS first_at,
        max(created_at) AS last_at
 FROM predictions{_SQLITE_FILTERS}
 GROUP BY model_name, model_version
-ORDER BY max(created_at) DESC"""
-SQLITE_CLASS_COUNTS = f"""
-SELECT model_name, model_version, prediction, count(*) AS rows
-FROM predictions{_SQLITE_FILTERS}
-GROUP BY model_name, model_version, prediction
-ORDER BY model_name, model_version, count(*) DESC, prediction"""
-SQLITE_LATENCIES = f"""
-SELECT latency_ms
-FROM predictions{_SQLITE_FILTERS}
-  AND row_index = 0 AND model_name = :model_name AND model_version = :version
-ORDER BY latency_ms"""
+ORDER BY max(created_at) DESC, model_name, model_version"""
+SQLITE_ANY_NON_NUMBER = f"""
+SELECT EXISTS (SELECT 1 FROM predictions{_SQLITE_ONE_VERSION}
+  AND NOT (prediction REGEXP :number)) AS found"""
+SQLITE_TOP_CLASSES = f"""
+SELECT prediction, count(*) AS rows, count(*) OVER () AS classes
+FROM predictions{_SQLITE_ONE_VERSION}
+GROUP BY prediction
+ORDER BY count(*) DESC, prediction
+LIMIT :top"""
+SQLITE_VALUES = f"""
+SELECT count(*) AS count, avg(v) AS mean, min(v) AS min, max(v) AS max
+FROM (SELECT CAST(prediction AS REAL) AS v FROM predictions{_SQLITE_ONE_VERSION})"""
+SQLITE_VALUE_RANKS = f"""
+SELECT position, v FROM (
+    SELECT CAST(prediction AS REAL) AS v,
+           row_number() OVER (ORDER BY CAST(prediction AS REAL)) - 1 AS position
+    FROM predictions{_SQLITE_ONE_VERSION})
+WHERE position IN (SELECT value FROM json_each(:positions))"""
+SQLITE_LATENCY_RANKS = f"""
+SELECT position, v FROM (
+    SELECT latency_ms AS v, row_number() OVER (ORDER BY latency_ms) - 1 AS position
+    FROM predictions{_SQLITE_ONE_VERSION} AND row_index = 0)
+WHERE position IN (SELECT value FROM json_each(:positions))"""
 
-# Export, oldest first. On PostgreSQL the server renders the lines: CSV natively, JSON lines
-# through a CSV "quote" that JSON text never contains, so no line is ever quoted.
-_EXPORT_SELECT = f"SELECT {COLUMNS} FROM predictions{_PG_FILTERS}"
-_EXPORT_ORDER = "\nORDER BY created_at, request_id, row_index"
-PG_EXPORT_CSV = f"COPY ({_EXPORT_SELECT}{_EXPORT_ORDER}) TO STDOUT WITH (FORMAT csv, HEADER)"
-PG_EXPORT_JSONL = f"""COPY (
-SELECT json_build_object(
-    'request_id', request_id, 'row_index', row_index, 'created_at', created_at,
-    'model_name', model_name, 'model_version', model_version, 'features', features,
-    'prediction', prediction, 'probabilities', probabilities, 'latency_ms', latency_ms,
-    'client_id', client_id)
-FROM predictions{_PG_FILTERS}{_EXPORT_ORDER}
-) TO STDOUT WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')"""
-SQLITE_EXPORT = f"SELECT {COLUMNS} FROM predictions{_SQLITE_FILTERS}{_EXPORT_ORDER}"
+# Export, oldest first. The CSV header needs every version's feature and class names
+# before the first row: the versions in range, then the keys of each one's first row.
+PG_EXPORT_VERSIONS = f"""
+SELECT model_name, model_version
+FROM predictions{_PG_FILTERS}
+GROUP BY model_name, model_version
+ORDER BY min(created_at), model_name, model_version"""
+PG_EXPORT_SHAPE = f"""
+SELECT features::text AS features, probabilities::text AS probabilities
+FROM predictions{_PG_ONE_VERSION}
+ORDER BY created_at, request_id, row_index
+LIMIT 1"""
+# Rows as the SQLite store holds them: text UUID, ISO 8601 UTC text time, JSON as text.
+PG_EXPORT_ROWS = f"""COPY (
+SELECT request_id::text, row_index,
+       to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+       model_name, model_version, features::text, prediction, probabilities::text,
+       latency_ms, client_id, client_request_id
+FROM predictions{_PG_FILTERS}
+ORDER BY created_at, request_id, row_index
+) TO STDOUT (FORMAT BINARY)"""
+PG_EXPORT_TYPES = (
+    "text", "int4", "text", "text", "text", "text", "text", "text", "float8", "text", "text",
+)  # fmt: skip
+
+SQLITE_EXPORT_VERSIONS = f"""
+SELECT model_name, model_version
+FROM predictions{_SQLITE_FILTERS}
+GROUP BY model_name, model_version
+ORDER BY min(created_at), model_name, model_version"""
+SQLITE_EXPORT_SHAPE = f"""
+SELECT features, probabilities
+FROM predictions{_SQLITE_ONE_VERSION}
+ORDER BY created_at, request_id, row_index
+LIMIT 1"""
+SQLITE_EXPORT_ROWS = f"""
+SELECT {COLUMNS}
+FROM predictions{_SQLITE_FILTERS}
+ORDER BY created_at, request_id, row_index"""
+
+# -- feedback (labels) -------------------------------------------------------------------
+
+# A batch of labels is upserted: for each row the label received last wins, so a replayed
+# older batch changes nothing. PostgreSQL's ON CONFLICT DO UPDATE may touch a row once per
+# statement, so the staging table's labels are reduced to the last one per row first (seq:
+# the record's position in the batch, for labels received at the same instant).
+PG_CREATE_FEEDBACK_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS feedback_staging (
+    seq integer, request_id uuid, row_index integer, label json, received_at timestamptz,
+    client_id text
+) ON COMMIT DELETE ROWS"""
+PG_COPY_FEEDBACK_STAGING = """
+COPY feedback_staging (seq, request_id, row_index, label, received_at, client_id) FROM STDIN"""
+PG_UPSERT_FEEDBACK = """
+INSERT INTO feedback AS f (request_id, row_index, label, received_at, client_id)
+SELECT DISTINCT ON (request_id, row_index) request_id, row_index, label, received_at, client_id
+FROM feedback_staging
+ORDER BY request_id, row_index, received_at DESC, seq DESC
+ON CONFLICT (request_id, row_index) DO UPDATE
+SET label = EXCLUDED.label, received_at = EXCLUDED.received_at, client_id = EXCLUDED.client_id
+WHERE f.received_at <= EXCLUDED.received_at"""
+
+SQLITE_UPSERT_FEEDBACK = """
+INSERT INTO feedback (request_id, row_index, label, received_at, client_id)
+VALUES (:request_id, :row_index, :label, :received_at, :client_id)
+ON CONFLICT (request_id, row_index) DO UPDATE
+SET label = excluded.label, received_at = excluded.received_at, client_id = excluded.client_id
+WHERE feedback.received_at <= excluded.received_at"""

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from serving.predlog import lines, migrations, sql
+from serving.predlog.feedback import FeedbackRecord
 from serving.predlog.reader import Rows
 from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError
 
@@ -93,12 +94,24 @@ class SqliteStore:
             raise RowsRejectedError(str(exc)) from exc
         return Encoded(len(params), params)
 
-    def write(self, batch: Encoded) -> int:
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> int:
+        """Upsert labels in one transaction; returns rows inserted or replaced.
+
+        Statements run in batch order, so for one row the label received last wins, and
+        within a batch the later record (serving/predlog/feedback.py).
+        """
+        try:
+            params = [_feedback_params(record) for record in records]
+        except ValueError as exc:
+            raise RowsRejectedError(str(exc)) from exc
+        return self.write(Encoded(len(params), params), sql.SQLITE_UPSERT_FEEDBACK)
+
+    def write(self, batch: Encoded, statement: str = sql.SQLITE_INSERT_ROW) -> int:
         conn = self._connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                inserted = conn.executemany(sql.SQLITE_INSERT_ROW, batch.data).rowcount
+                inserted = conn.executemany(statement, batch.data).rowcount
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -124,6 +137,16 @@ class SqliteStore:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _feedback_params(record: FeedbackRecord) -> dict[str, Any]:
+    return {
+        "request_id": record.canonical_request_id(),
+        "row_index": int(record.row_index),
+        "label": record.label_json(),
+        "received_at": to_text(record.received()),
+        "client_id": record.client_id,
+    }
 
 
 def _rows(rows: Rows) -> Iterator[dict[str, Any]]:

@@ -6,11 +6,25 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from serving.predlog.feedback import FeedbackRecord
     from serving.predlog.reader import Rows
 
 
 class StoreUnavailableError(Exception):
     """The store cannot take writes right now (down, restarting, locked): retry later."""
+
+
+class StoreMisconfiguredError(StoreUnavailableError):
+    """The store refuses this configuration (no such database or role, a wrong password, a
+    role that may not write): retrying will not help until someone fixes DATABASE_URL.
+
+    ``problem`` is our own short wording, fit for /ready; the message has the details."""
+
+    def __init__(self, problem: str, detail: str) -> None:
+        super().__init__(f"{problem}: {detail}")
+        self.problem = problem
 
 
 class RowsRejectedError(Exception):
@@ -44,6 +58,12 @@ class Store(Protocol):
         """Insert the batch in one transaction; returns rows new to the store.
 
         Raises StoreUnavailableError (retry) or RowsRejectedError (bad values).
+        """
+
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> int:
+        """Upsert labels in one transaction, keeping for each row the one received last.
+
+        Returns rows inserted or replaced; raises like ``write``.
         """
 
     def ping(self) -> bool:

@@ -22,7 +22,13 @@ from serving.predlog.metrics import LogMetrics
 from serving.predlog.migrations import SchemaError
 from serving.predlog.reader import Batch, Rows, SpoolReader
 from serving.predlog.spool import Spool
-from serving.predlog.store import Encoded, RowsRejectedError, Store, StoreUnavailableError
+from serving.predlog.store import (
+    Encoded,
+    RowsRejectedError,
+    Store,
+    StoreMisconfiguredError,
+    StoreUnavailableError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +59,8 @@ class Writer:
         self.schema_ready = False
         self.reachable = True
         self.last_error: str | None = None
+        self.misconfigured: str | None = None
+        """Why the store refuses this configuration (fit for /ready), until a write works."""
         self.rows_done = 0
         """Rows committed or given up (torn, corrupt, rejected)."""
         self._count_lock = threading.Lock()
@@ -153,6 +161,7 @@ class Writer:
                 self._write_isolating(batch.rows, encoded)
             except (StoreUnavailableError, SchemaError) as exc:
                 self.metrics.write_failures.labels(type(exc).__name__).inc()
+                self.misconfigured = misconfiguration(exc)
                 self._set_reachable(False, str(exc))
                 self.spool.retry_after = max(1, math.ceil(delay))
                 if not self._backoff(delay):
@@ -161,6 +170,7 @@ class Writer:
                 delay = min(delay * 2, self.retry_max)
                 continue
             self._last_contact = time.monotonic()
+            self.misconfigured = None
             self._set_reachable(True, None)
             self.spool.retry_after = 1
             return True
@@ -190,9 +200,23 @@ class Writer:
         self.metrics.rows_written.inc(inserted)
         self.metrics.duplicate_rows.inc(rows.rows - inserted)
 
+    def note_unavailable(self, exc: Exception) -> None:
+        """The store failed before the threads started (at startup)."""
+        self.misconfigured = misconfiguration(exc)
+        self.reachable, self.last_error = False, str(exc)
+
     def _set_reachable(self, reachable: bool, error: str | None) -> None:
         if reachable and not self.reachable:
             logger.info("prediction store reachable again; draining the spool")
         elif not reachable and error != self.last_error:
             logger.warning("prediction store unavailable, records stay spooled: %s", error)
         self.reachable, self.last_error = reachable, error
+
+
+def misconfiguration(exc: Exception) -> str | None:
+    """Our short wording of a failure that will not heal by itself, or None."""
+    if isinstance(exc, StoreMisconfiguredError):
+        return exc.problem
+    if isinstance(exc, SchemaError):
+        return "the prediction log's tables are missing or out of date (see the server log)"
+    return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,6 +9,7 @@ from starlette.responses import Response
 
 from serving.deps import ClientDep, StateDep
 from serving.errors import InvalidInputError, ServiceUnavailableError, entry, json_response
+from serving.predlog.queries import Filters
 from serving.predlog.records import InvalidCursorError, LogUnavailableError
 from serving.schemas import ErrorBody, PredictionsPage, PredictionsQuery, ValidationErrorBody
 
@@ -22,7 +22,10 @@ router = APIRouter(tags=["prediction log"])
     responses={
         401: {"model": ErrorBody, "description": "API keys are configured and none was sent."},
         422: {"model": ValidationErrorBody, "description": "Bad filter or cursor."},
-        503: {"model": ErrorBody, "description": "The log is disabled or cannot be read."},
+        503: {
+            "model": ErrorBody,
+            "description": "The log is disabled, or cannot be read in time (Retry-After).",
+        },
     },
     summary="Logged predictions, newest first, filtered and paginated",
 )
@@ -30,21 +33,23 @@ async def predictions(
     state: StateDep, _: ClientDep, query: Annotated[PredictionsQuery, Query()]
 ) -> Response:
     """Each row is one predicted instance: features and probabilities keyed by name. Times
-    without a zone are UTC. Pass a page's `next_cursor` back to get the next page."""
+    without a zone are UTC. Pass a page's `next_cursor` back to get the next page. A query
+    waits at most DATABASE_QUERY_TIMEOUT_SECONDS for the database and runs at most
+    DATABASE_STATEMENT_TIMEOUT_SECONDS; past either, 503 with Retry-After."""
     if not state.settings.log_predictions:
         raise ServiceUnavailableError("prediction logging is disabled (LOG_PREDICTIONS=false)")
+    filters = Filters(
+        since=query.since,
+        until=query.until,
+        model_name=query.model,
+        model_version=query.model_version,
+    )
     try:
-        page = await asyncio.to_thread(
-            state.log.query_page,
-            query.since,
-            query.until,
-            query.model_version,
-            query.limit,
-            query.cursor,
-        )
+        page = await state.log.query_page(filters, query.limit, query.cursor)
     except InvalidCursorError as exc:
         raise InvalidInputError([entry(["query", "cursor"], str(exc), "cursor_invalid")]) from None
     except LogUnavailableError as exc:
+        # The message is generic by construction; the database's own text is in the server log.
         raise ServiceUnavailableError(str(exc), retry_after=5) from None
     items = [
         {
@@ -58,6 +63,7 @@ async def predictions(
             "probabilities": row.probabilities,
             "latency_ms": row.latency_ms,
             "client_id": row.client_id,
+            "client_request_id": row.client_request_id,
         }
         for row in page.items
     ]

@@ -1,6 +1,6 @@
 """docker-compose.yml as Compose resolves it (`docker compose config`, no engine needed).
 
-These run in the default suite: they check the contract of DESIGN.md "Containers" and of
+These run in the default suite: they check the contract of docs/operations.md (Docker) and of
 the issue statically, in a second, where the compose tests need a built stack.
 """
 

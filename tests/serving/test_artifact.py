@@ -1,5 +1,6 @@
-"""Loading trusts only what training wrote: digests before unpickling, versions, signatures,
-and saving is atomic even when the process dies half way."""
+"""Loading trusts only what training wrote: digests before deserialising, versions,
+signatures, the trust policy (skops types, pickles), and saving is atomic even when the
+process dies half way."""
 
 from __future__ import annotations
 
@@ -58,7 +59,11 @@ def _edit_metadata(version: Path, **changes: object) -> None:
 def test_load_returns_the_pipeline_that_was_saved(registry: Path) -> None:
     loaded = artifact.load(_current(registry))
     assert loaded.metadata.name == "breast_cancer"
-    assert loaded.digest == hashlib.sha256((loaded.path / "model.joblib").read_bytes()).hexdigest()
+    assert (loaded.metadata.format, loaded.metadata.model_file) == ("skops", "model.skops")
+    assert loaded.digest == hashlib.sha256((loaded.path / "model.skops").read_bytes()).hexdigest()
+    assert loaded.metadata.fingerprint is not None
+    assert loaded.metadata.fingerprint.startswith("sha256:")
+    assert not (loaded.path / "model.joblib").exists()
 
 
 def test_flipped_byte_is_refused_naming_file_and_digests(registry: Path) -> None:
@@ -178,23 +183,32 @@ def test_unsigned_metadata_is_refused_when_a_key_is_configured(registry: Path) -
 
 
 # A child that trains, caps its file size (RLIMIT_FSIZE) and saves: the kernel kills it
-# with SIGXFSZ in the middle of a write, exactly like a crash at that instant.
+# with SIGXFSZ in the middle of a write, exactly like a crash at that instant. To crash in
+# metadata.json (written after the larger model file), the cap is set just before that write.
 _SAVE_WITH_FILE_SIZE_LIMIT = """
 import resource, signal, sys
 from pathlib import Path
+from serving.artifact import store
 from training.data import load_builtin
 from training.train import fit, save
-root, limit, die = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "die"
-dataset = load_builtin("breast_cancer")
-trained = fit(dataset, cv_folds=2)
+root, limit, die, where = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "die", sys.argv[4]
+dataset = load_builtin("iris")
+trained = fit(dataset, cv_folds=0)
 if die:
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)  # Python ignores it by default
-resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+write = store.write_synced
+def capped(path, data):
+    if path.name == where:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    write(path, data)
+store.write_synced = capped
 save(trained, dataset, root, name="breast_cancer")
 """
 
 
-def _save_in_child(root: Path, limit: int, *, die: bool) -> subprocess.CompletedProcess[str]:
+def _save_in_child(
+    root: Path, limit: int, *, die: bool, where: str = "model.skops"
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             sys.executable,
@@ -203,6 +217,7 @@ def _save_in_child(root: Path, limit: int, *, die: bool) -> subprocess.Completed
             root,
             str(limit),
             "die" * die or "raise",
+            where,
         ],
         capture_output=True,
         text=True,
@@ -211,23 +226,28 @@ def _save_in_child(root: Path, limit: int, *, die: bool) -> subprocess.Completed
     )
 
 
-def _file_sizes(registry: Path) -> tuple[int, int]:
-    version = _current(registry)
+@pytest.fixture(scope="module")
+def iris_sizes(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, int]:
+    """(model file, metadata.json) sizes of the iris version the child saves."""
+    dataset = load_builtin("iris")
+    version = save(fit(dataset, cv_folds=0), dataset, tmp_path_factory.mktemp("iris"), name="x")
+    meta = artifact.read_metadata(version)
     return (
-        (version / artifact.MODEL_FILE).stat().st_size,
+        (version / meta.model_file).stat().st_size,
         (version / artifact.METADATA_FILE).stat().st_size,
     )
 
 
-@pytest.mark.parametrize("crash_in", ["model.joblib", "metadata.json"])
-def test_crash_mid_save_leaves_no_visible_version(registry: Path, crash_in: str) -> None:
-    model_size, metadata_size = _file_sizes(registry)
-    assert metadata_size > model_size + 200  # so a limit between them crashes in metadata
-    limit = model_size // 2 if crash_in == "model.joblib" else (model_size + metadata_size) // 2
+@pytest.mark.parametrize("crash_in", ["model.skops", "metadata.json"])
+def test_crash_mid_save_leaves_no_visible_version(
+    registry: Path, crash_in: str, iris_sizes: tuple[int, int]
+) -> None:
+    model_size, metadata_size = iris_sizes
+    limit = (model_size if crash_in == "model.skops" else metadata_size) // 2
     before = artifact.list_versions(registry, "breast_cancer")
     current = _current(registry)
 
-    child = _save_in_child(registry, limit, die=True)
+    child = _save_in_child(registry, limit, die=True, where=crash_in)
 
     assert child.returncode == -signal.SIGXFSZ, child.stderr
     staging = [p for p in (registry / "breast_cancer").iterdir() if p.name.startswith(".incoming")]
@@ -239,20 +259,20 @@ def test_crash_mid_save_leaves_no_visible_version(registry: Path, crash_in: str)
         artifact.resolve(registry, "breast_cancer", staging[0].name)
 
 
-def test_failed_save_leaves_nothing_behind(registry: Path) -> None:
-    model_size, _ = _file_sizes(registry)
+def test_failed_save_leaves_nothing_behind(registry: Path, iris_sizes: tuple[int, int]) -> None:
     before = sorted(p.name for p in (registry / "breast_cancer").iterdir())
 
-    child = _save_in_child(registry, model_size // 2, die=False)
+    child = _save_in_child(registry, iris_sizes[0] // 2, die=False)
 
     assert child.returncode == 1
     assert "File too large" in child.stderr
     assert sorted(p.name for p in (registry / "breast_cancer").iterdir()) == before
 
 
-def test_next_save_removes_a_staging_folder_left_by_an_old_crash(registry: Path) -> None:
-    model_size, _ = _file_sizes(registry)
-    child = _save_in_child(registry, model_size // 2, die=True)
+def test_next_save_removes_a_staging_folder_left_by_an_old_crash(
+    registry: Path, iris_sizes: tuple[int, int]
+) -> None:
+    child = _save_in_child(registry, iris_sizes[0] // 2, die=True)
     assert child.returncode == -signal.SIGXFSZ
     (leftover,) = (registry / "breast_cancer").glob(".incoming-*")
     day_ago = time.time() - artifact.STALE_STAGING_SECONDS - 60

@@ -19,7 +19,10 @@ from training.train import fit, save
 
 
 def _probe(X: np.ndarray) -> np.ndarray:
-    return fastpath.probe_rows(X.min(axis=0), X.max(axis=0), X.mean(axis=0))
+    """Rows like serving's own probe: the means, the bounds and random points between."""
+    low, high = X.min(axis=0), X.max(axis=0)
+    random = np.random.default_rng(0).uniform(low, high, size=(64, X.shape[1]))
+    return np.vstack([X.mean(axis=0), low, high, random])
 
 
 @pytest.mark.parametrize("dataset", ["breast_cancer", "iris", "diabetes"])

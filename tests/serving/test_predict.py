@@ -74,15 +74,22 @@ def test_predict_generates_a_request_id_and_echoes_it(
     assert response.headers["x-request-id"] == request_id
 
 
-def test_predict_uses_the_clients_request_id(client: TestClient, rows: list[list[float]]) -> None:
-    chosen = str(uuid.uuid4())
-    response = client.post(
-        "/predict",
-        content=orjson.dumps({"instances": [rows[0]]}),
-        headers={**JSON, "X-Request-ID": chosen.upper()},
+def test_predict_makes_its_own_request_id_and_echoes_the_clients(
+    client: TestClient, rows: list[list[float]]
+) -> None:
+    chosen = "order-42/retry 1"
+    first, second = (
+        client.post(
+            "/predict",
+            content=orjson.dumps({"instances": [rows[0]]}),
+            headers={**JSON, "X-Request-ID": chosen},
+        )
+        for _ in range(2)
     )
-    assert response.json()["request_id"] == chosen
-    assert response.headers["x-request-id"] == chosen
+    assert first.headers["x-request-id"] == second.headers["x-request-id"] == chosen
+    ids = {uuid.UUID(r.json()["request_id"]) for r in (first, second)}
+    assert len(ids) == 2  # a retry is a second answer with its own id
+    assert all(i.version == 7 for i in ids)
 
 
 def test_predict_flags_values_outside_the_training_range(
@@ -94,7 +101,8 @@ def test_predict_flags_values_outside_the_training_range(
     assert body["out_of_range"] == [{"row": 1, "features": [feature_names[3]]}]
     assert len(body["predictions"]) == 2
     metrics = client.get("/metrics").text
-    assert f'skship_out_of_range_values_total{{feature="{feature_names[3]}"}} 1.0' in metrics
+    line = f'skship_out_of_range_values_total{{feature="{feature_names[3]}",model="breast_cancer"}}'
+    assert f"{line} 1.0" in metrics
 
 
 def test_predict_omits_out_of_range_when_everything_is_in_range(
@@ -109,7 +117,10 @@ def test_predict_counts_predictions_by_class(client: TestClient, rows: list[list
     version = body["model"]["version"]
     for label in set(body["predictions"]):
         count = body["predictions"].count(label)
-        line = f'skship_predictions_total{{model_version="{version}",prediction="{label}"}}'
+        line = (
+            f'skship_predictions_total{{model="breast_cancer",model_version="{version}",'
+            f'prediction="{label}"}}'
+        )
         assert f"{line} {float(count)}" in metrics
 
 

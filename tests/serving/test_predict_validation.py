@@ -179,13 +179,14 @@ def test_predict_rejects_body_over_the_limit_with_413(strict_client: TestClient)
     assert "4096" in response.json()["detail"]
 
 
-def test_predict_rejects_a_request_id_that_is_not_a_uuid(
-    strict_client: TestClient, rows: list[list[float]]
+@pytest.mark.parametrize("bad", ["x" * 129, "tab\there", "caf\u00e9"])
+def test_predict_rejects_a_request_id_that_is_too_long_or_not_printable_ascii(
+    strict_client: TestClient, rows: list[list[float]], bad: str
 ) -> None:
     response = strict_client.post(
         "/predict",
         content=orjson.dumps({"instances": [rows[0]]}),
-        headers={**JSON, "x-request-id": "not-a-uuid"},
+        headers={**JSON, "x-request-id": bad.encode("latin-1")},
     )
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["header", "x-request-id"]

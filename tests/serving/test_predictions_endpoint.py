@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from serving.app import create_app
+from serving.schemas import PredictionsPage
 from tests.serving.conftest import make_settings
+from tests.serving.predlog.helpers import PENGUIN, insert_rows, row
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -113,3 +118,116 @@ def test_predictions_is_503_when_logging_is_disabled(models_dir: Path, tmp_path:
         response = client.get("/predictions")
     assert response.status_code == 503
     assert "LOG_PREDICTIONS" in response.json()["detail"]
+
+
+def _cursor(position: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+def _a_real_cursor(client: TestClient) -> list[Any]:
+    cursor = client.get("/predictions", params={"limit": 1}).json()["next_cursor"]
+    decoded: list[Any] = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    return decoded
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        [1, 2, 3],
+        ["2026-01-01T00:00:00+00:00", 5, 0],
+        ["2026-01-01T00:00:00+00:00", None, 0],
+        ["2026-01-01T00:00:00+00:00", ["x"], 0],
+        ["2026-01-01T00:00:00+00:00", {"a": 1}, 0],
+        ["2026-01-01T00:00:00+00:00", "0190a6f0-0000-7000-8000-000000000000", "0"],
+        ["2026-01-01T00:00:00+00:00", "0190a6f0-0000-7000-8000-000000000000", True],
+        ["2026-01-01T00:00:00+00:00", "0190a6f0-0000-7000-8000-000000000000", 1.5],
+        [True, "0190a6f0-0000-7000-8000-000000000000", 0],
+        {"created_at": 1},
+        "a string",
+        12,
+        None,
+    ],
+)
+def test_predictions_rejects_a_cursor_of_the_wrong_json_types(
+    logged: TestClient, position: object
+) -> None:
+    response = logged.get("/predictions", params={"cursor": _cursor(position)})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+@pytest.mark.parametrize("row_index", [2**31, 2**63 - 1, 2**64 - 1, 2**100, -1, -(2**63)])
+def test_predictions_rejects_a_cursor_row_index_out_of_range(
+    logged: TestClient, row_index: int
+) -> None:
+    created_at, request_id, _ = _a_real_cursor(logged)
+    response = logged.get(
+        "/predictions", params={"cursor": _cursor([created_at, request_id, row_index])}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+@pytest.mark.parametrize(
+    "created_at", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00", "2026-01-01T00:00:00"]
+)
+def test_predictions_rejects_a_cursor_time_outside_utc_or_without_zone(
+    logged: TestClient, created_at: str
+) -> None:
+    _, request_id, row_index = _a_real_cursor(logged)
+    response = logged.get(
+        "/predictions", params={"cursor": _cursor([created_at, request_id, row_index])}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("since", "0001-01-01T00:00:00+14:00"), ("until", "9999-12-31T23:59:59-14:00")],
+)
+def test_predictions_rejects_times_not_representable_in_utc(
+    logged: TestClient, name: str, value: str
+) -> None:
+    response = logged.get("/predictions", params={name: value})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", name]
+
+
+def test_predictions_accepts_the_extreme_times_that_are_representable(logged: TestClient) -> None:
+    params = {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59.999999Z"}
+    assert len(logged.get("/predictions", params=params).json()["items"]) == 6
+
+
+@pytest.mark.parametrize("parameter", ["model_version", "model"])
+@pytest.mark.parametrize("value", ["a\x00b", "a\x1bb", "\x7f", "a\u0085b", "line\nbreak"])
+def test_predictions_rejects_control_characters_in_text_filters(
+    logged: TestClient, parameter: str, value: str
+) -> None:
+    response = logged.get("/predictions", params={parameter: value})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["query", parameter]
+
+
+def test_predictions_filters_by_model(logged: TestClient) -> None:
+    name = logged.get("/model").json()["name"]
+    assert len(logged.get("/predictions", params={"model": name}).json()["items"]) == 6
+    assert logged.get("/predictions", params={"model": "penguins"}).json()["items"] == []
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_predictions_returns_typed_features_as_logged(
+    request: pytest.FixtureRequest, store: str, models_dir: Path, tmp_path: Path
+) -> None:
+    url = (
+        f"sqlite:///{tmp_path / 'p.db'}"
+        if store == "sqlite"
+        else str(request.getfixturevalue("pg_url"))
+    )
+    with TestClient(create_app(make_settings(models_dir, tmp_path, database_url=url))) as client:
+        insert_rows(url, [row(client_request_id="order-1")])
+        body = client.get("/predictions", params={"model": "penguins"}).json()
+    [item] = body["items"]
+    assert item["features"] == PENGUIN
+    assert item["client_request_id"] == "order-1"
+    assert PredictionsPage.model_validate(body).items[0].features == PENGUIN

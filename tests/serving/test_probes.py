@@ -38,10 +38,10 @@ def test_without_a_model_ready_and_predict_answer_503_with_the_reason(tmp_path: 
         model = client.get("/model")
         health = client.get("/health")
     assert ready.status_code == 503
-    assert "no current version" in ready.json()["reasons"][0]
+    assert "no model 'breast_cancer'" in ready.json()["reasons"][0]
     assert predict.status_code == 503
     assert predict.headers["retry-after"] == "5"
-    assert "no model loaded" in predict.json()["detail"]
+    assert "'breast_cancer' is not loaded" in predict.json()["detail"]
     assert model.status_code == 503
     assert health.status_code == 200
 
@@ -54,11 +54,11 @@ def test_model_describes_version_schema_metrics_and_digest(
     body = client.get("/model").json()
     assert body["version"] == meta.version
     assert [f["name"] for f in body["features"]] == meta.feature_names
-    assert set(body["features"][0]) == {"name", "dtype", "min", "max", "mean", "std"}
+    assert set(body["features"][0]) == set(artifact.FeatureSpec.model_fields)
     assert body["classes"] == ["benign", "malignant"]
     assert body["metrics"] == meta.metrics
     assert body["libraries"]["scikit_learn"] == meta.libraries.scikit_learn
-    assert body["digest"] == f"sha256:{meta.files['model.joblib']}"
+    assert body["digest"] == f"sha256:{meta.files[meta.model_file]}"
 
 
 def test_metrics_expose_requests_latency_and_model_version(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import pickle
 import shutil
 import signal
 import threading
@@ -47,8 +51,9 @@ def test_reload_serves_the_new_current_version(
     artifact.write_current(root, "breast_cancer", v2)
     response = reload_client.post("/admin/reload")
     assert response.status_code == 200
-    assert response.json()["model"]["version"] == v2
-    assert response.json()["previous"]["version"] == v1
+    [result] = response.json()["models"]
+    assert (result["name"], result["outcome"]) == ("breast_cancer", "reloaded")
+    assert (result["version"], result["previous"], result["pinned"]) == (v2, v1, False)
     served = reload_client.post("/predict", json={"instances": [rows[0]]}).json()
     assert served["model"]["version"] == v2
 
@@ -74,7 +79,7 @@ def test_reload_of_a_tampered_artifact_is_refused_and_keeps_serving(
     reload_client: TestClient, registry: tuple[Path, str, str], rows: list[list[float]]
 ) -> None:
     root, v1, v2 = registry
-    model_file = root / "breast_cancer" / v2 / "model.joblib"
+    model_file = root / "breast_cancer" / v2 / artifact.MODEL_FILE
     data = bytearray(model_file.read_bytes())
     data[len(data) // 2] ^= 0xFF
     model_file.write_bytes(bytes(data))
@@ -85,7 +90,39 @@ def test_reload_of_a_tampered_artifact_is_refused_and_keeps_serving(
     served = reload_client.post("/predict", json={"instances": [rows[0]]})
     assert served.status_code == 200
     assert served.json()["model"]["version"] == v1
-    assert 'skship_model_reloads_total{outcome="failed"} 1.0' in reload_client.get("/metrics").text
+    metrics = reload_client.get("/metrics").text
+    assert 'skship_model_reloads_total{model="breast_cancer",outcome="failed"} 1.0' in metrics
+
+
+class _Shell:
+    """Unpickling this runs a shell command that writes ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, (f"echo pwned > {self.path}",))
+
+
+def test_reload_of_a_planted_pickle_is_refused_without_running_it(
+    reload_client: TestClient, registry: tuple[Path, str, str], tmp_path: Path
+) -> None:
+    root, v1, v2 = registry
+    version = root / "breast_cancer" / v2
+    marker = tmp_path / "pwned"
+    payload = pickle.dumps(_Shell(marker))
+    (version / "model.joblib").write_bytes(payload)
+    meta_file = version / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    meta.update(format="joblib", files={"model.joblib": hashlib.sha256(payload).hexdigest()})
+    meta_file.write_text(json.dumps(meta))
+
+    response = reload_client.post("/admin/reload", json={"version": v2})
+
+    assert response.status_code == 409
+    assert "MODEL_ALLOW_PICKLE" in response.json()["detail"]
+    assert not marker.exists(), "the planted pickle ran"
+    assert reload_client.get("/model").json()["version"] == v1
 
 
 def test_reload_of_another_scikit_learn_is_refused(

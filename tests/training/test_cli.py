@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from serving import artifact
@@ -103,7 +106,7 @@ def test_list_promote_rollback_show(cli: Cli, registry: Path) -> None:
     assert first is not None
     assert second not in (None, first)
 
-    listed = cli("list", "--models-dir", registry)
+    listed = cli("list", "--name", NAME, "--models-dir", registry)
     rolled = cli("rollback", "--models-dir", registry)
     shown = cli("show", "--models-dir", registry)
     promoted = cli("promote", second, "--models-dir", registry)
@@ -176,14 +179,22 @@ def test_csv_missing_target_column_is_a_clear_error(cli: Cli, tmp_path: Path) ->
     assert not (tmp_path / "m").exists()
 
 
-def test_csv_non_numeric_feature_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
-    data = _write_csv(tmp_path / "d.csv", ["a", "colour", "y"], [[1, 0.5, 0], [3, "red", 1]])
+def test_csv_with_text_and_blank_cells_trains_a_typed_model(cli: Cli, tmp_path: Path) -> None:
+    rows: list[list[object]] = [
+        [i % 7 or "", ["red", "blue", "NA"][i % 3], "ab"[i % 2 != 0]] for i in range(40)
+    ]
+    data = _write_csv(tmp_path / "d.csv", ["a", "colour", "y"], rows)
 
-    done = cli("train", "--data", data, "--target", "y", "--models-dir", tmp_path / "m")
+    done = cli("train", "--data", data, "--target", "y", "--min-score", "0",
+               "--models-dir", tmp_path / "m")  # fmt: skip
 
-    assert done.returncode == 2
-    _no_traceback(done.stderr)
-    assert "line 3, column 'colour': 'red' is not a number" in done.stderr
+    assert done.returncode == 0, done.stderr
+    meta = artifact.read_metadata(artifact.resolve(tmp_path / "m", "d"))
+    assert [(f.name, f.type, f.nullable) for f in meta.features] == [
+        ("a", "number", True),
+        ("colour", "category", True),
+    ]
+    assert meta.features[1].categories == ["blue", "red"]
 
 
 def test_bad_hyper_parameter_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
@@ -224,3 +235,75 @@ def test_config_file_options_with_flag_overrides(cli: Cli, tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     meta = artifact.read_metadata(artifact.resolve(tmp_path, "wine"))
     assert (meta.estimator, meta.params["n_estimators"]) == ("random_forest", 7)
+
+
+def test_list_without_a_name_lists_every_model_and_its_current_version(
+    cli: Cli, registry: Path
+) -> None:
+    assert (
+        cli("train", "--dataset", "iris", "--cv-folds", "0", "--models-dir", registry).returncode
+        == 0
+    )
+
+    done = cli("list", "--models-dir", registry)
+
+    assert done.returncode == 0, done.stderr
+    for name in (NAME, "iris"):
+        current = artifact.read_current(registry, name)
+        line = next(line for line in done.stdout.splitlines() if line.startswith(f"{name} "))
+        assert current is not None
+        assert current in line
+        assert "balanced_accuracy 0." in line
+
+
+def test_list_of_an_empty_registry_says_how_to_train(cli: Cli, tmp_path: Path) -> None:
+    done = cli("list", "--models-dir", tmp_path)
+
+    assert done.returncode == 0
+    assert "no models in" in done.stdout
+    assert "python -m training train" in done.stdout
+
+
+def test_show_of_a_malformed_version_is_bad_input(cli: Cli, registry: Path) -> None:
+    done = cli("show", "VERSION", "--models-dir", registry)
+
+    assert done.returncode == 2
+    _no_traceback(done.stderr)
+    assert done.stderr == (
+        "error: 'VERSION' is not a version id (YYYYMMDD-HHMMSS-ffffff, as "
+        "`python -m training list` shows them)\n"
+    )
+
+
+def test_show_of_a_version_that_does_not_exist_is_refused(cli: Cli, registry: Path) -> None:
+    done = cli("show", "20000101-000000-000000", "--models-dir", registry)
+
+    assert done.returncode == 1
+    assert "no version '20000101-000000-000000'" in done.stderr
+
+
+def test_an_unknown_model_name_lists_the_models_there(cli: Cli, registry: Path) -> None:
+    by_flag = cli("show", "--name", "typo", "--models-dir", registry)
+    by_env = cli("history", "--models-dir", registry, env={"MODEL_NAME": "typo"})
+
+    for done in (by_flag, by_env):
+        assert done.returncode == 1
+        _no_traceback(done.stderr)
+        assert f"no model 'typo' in {registry}; its models are: breast_cancer" in done.stderr
+        assert "make train" not in done.stderr
+
+
+def test_show_into_a_reader_that_went_away_is_quiet(tmp_path: Path) -> None:
+    registry = tmp_path / "models"
+    env = {**os.environ, "MODELS_DIR": str(registry)}
+    subprocess.run(
+        [sys.executable, "-m", "training", "train", "--dataset", "iris", "--cv-folds", "0"],
+        env=env, capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
+    # `true` exits before reading anything: the write meets a closed pipe, as with `| head`.
+    shown = subprocess.run(
+        f"{sys.executable} -m training show --name iris | true",
+        shell=True, env=env, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert "Traceback" not in shown.stderr
+    assert "BrokenPipeError" not in shown.stderr

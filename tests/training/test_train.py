@@ -1,10 +1,11 @@
-"""fit + save produce an artifact whose metadata says everything DESIGN.md promises, and the
+"""fit + save produce an artifact whose metadata says everything docs/training.md promises, and the
 same inputs and seed give the same model."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import pickle
 import shutil
 import subprocess
 from datetime import UTC
@@ -78,8 +79,16 @@ def test_metadata_has_every_field_and_each_is_right(tmp_path: Path) -> None:
     if head is not None:
         assert meta.git_commit is not None
         assert meta.git_commit.removesuffix("-dirty") == head
-    model_digest = hashlib.sha256((path / artifact.MODEL_FILE).read_bytes()).hexdigest()
-    assert meta.files == {artifact.MODEL_FILE: model_digest}
+    model_digest = hashlib.sha256((path / "model.skops").read_bytes()).hexdigest()
+    assert meta.files == {"model.skops": model_digest}
+    assert (meta.format, meta.trusted_types, meta.origin) == ("skops", [], "trained")
+    assert (
+        meta.fingerprint
+        == f"sha256:{hashlib.sha256(pickle.dumps(trained.pipeline, protocol=5)).hexdigest()}"
+    )
+    assert meta.reference is not None
+    assert (meta.reference.source, meta.reference.rows) == ("training", len(X_train))
+    assert meta.converted_from is None
     assert meta.signature is None
 
 
@@ -105,20 +114,23 @@ def _train_rf(cli: Cli, models_dir: Path, seed: int) -> artifact.Artifact:
 
 
 def test_training_twice_with_the_same_seed_gives_the_same_model(cli: Cli, tmp_path: Path) -> None:
-    first = _train_rf(cli, tmp_path, seed=7)
+    first = _train_rf(cli, tmp_path, seed=7)  # two processes, one after the other
     second = _train_rf(cli, tmp_path, seed=7)
     X = load_builtin("breast_cancer").X
 
     assert first.metadata.version != second.metadata.version
+    assert first.metadata.fingerprint == second.metadata.fingerprint
     assert first.metadata.metrics == second.metadata.metrics
     assert first.metadata.cv_metrics == second.metadata.cv_metrics
+    assert first.metadata.reference == second.metadata.reference
     assert np.array_equal(first.pipeline.predict_proba(X), second.pipeline.predict_proba(X))
-    assert first.digest == second.digest  # byte-identical model.joblib
+    # The files' digests may differ: skops files are not byte-deterministic (the fingerprint,
+    # not the file, is the model's identity).
 
 
 def test_another_seed_gives_another_model(cli: Cli, tmp_path: Path) -> None:
     first = _train_rf(cli, tmp_path / "a", seed=7)
     other = _train_rf(cli, tmp_path / "b", seed=8)
 
-    assert first.digest != other.digest
+    assert first.metadata.fingerprint != other.metadata.fingerprint
     assert first.metadata.cv_metrics != other.metadata.cv_metrics

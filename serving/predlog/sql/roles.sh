@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates the prediction log's two PostgreSQL roles in one database (idempotent):
-#   skship_writer  may only INSERT into predictions (plus read schema_migrations, to check
-#                  the schema is current, and use temporary tables, for replayed batches);
+#   skship_writer  may only INSERT into predictions and upsert into feedback (plus read
+#                  schema_migrations, to check the schema is current, and use temporary
+#                  tables, for replayed batches);
 #   skship_reader  may only SELECT.
 # Tables are created by `python -m serving migrate` (the owner); migrations grant these
 # roles their rights when the roles exist, and this script grants them on tables that exist
@@ -40,6 +41,10 @@ SELECT 'GRANT INSERT ON predictions TO skship_writer'
 WHERE to_regclass('predictions') IS NOT NULL \gexec
 SELECT 'GRANT SELECT ON predictions TO skship_reader'
 WHERE to_regclass('predictions') IS NOT NULL \gexec
+SELECT 'GRANT INSERT, SELECT, UPDATE (label, received_at, client_id) ON feedback TO skship_writer'
+WHERE to_regclass('feedback') IS NOT NULL \gexec
+SELECT 'GRANT SELECT ON feedback TO skship_reader'
+WHERE to_regclass('feedback') IS NOT NULL \gexec
 SELECT 'GRANT SELECT ON schema_migrations TO skship_writer, skship_reader'
 WHERE to_regclass('schema_migrations') IS NOT NULL \gexec
 SQL

@@ -15,13 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import psycopg
 from prometheus_client import CollectorRegistry
 from sklearn.datasets import load_breast_cancer
 
 from serving.predlog import open_log
 from serving.predlog.log import DurablePredictionLog
+from serving.predlog.postgres import PostgresStore
 from serving.predlog.records import ModelSchema, PredictionRecord
+from serving.predlog.sql import COLUMN_NAMES
+from serving.predlog.sqlite import SqliteStore
 from serving.settings import Settings
 
 _DATA = load_breast_cancer()
@@ -117,3 +121,69 @@ def wait_for_rows(url: str, count: int, timeout: float = 30.0) -> int:
 def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
     value = registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
+
+
+def migrate(url: str) -> None:
+    """Create the store's tables (no server needed)."""
+    store = PostgresStore(url) if url.startswith("postgresql://") else SqliteStore(url)
+    try:
+        store.open()
+        store.prepare()
+    finally:
+        store.close()
+
+
+def insert_rows(url: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows as they would be logged, around the log: for values the API cannot send yet
+    (typed features) and shapes a test needs exactly. ``created_at`` is ISO 8601 UTC text
+    with microseconds and Z; features and probabilities are JSON text."""
+    names = ", ".join(COLUMN_NAMES)
+    if url.startswith("sqlite:///"):
+        marks = ", ".join(f":{name}" for name in COLUMN_NAMES)
+        with sqlite3.connect(_sqlite_path(url)) as conn:
+            conn.executemany(f"INSERT INTO predictions ({names}) VALUES ({marks})", rows)
+        return
+    casts = {"features": "::json", "probabilities": "::json", "created_at": "::timestamptz"}
+    marks = ", ".join(f"%({name})s{casts.get(name, '')}" for name in COLUMN_NAMES)
+    with psycopg.connect(url) as pg, pg.cursor() as cur:
+        cur.executemany(f"INSERT INTO predictions ({names}) VALUES ({marks})", rows)
+
+
+PENGUIN = {
+    "island": "Biscoe",
+    "bill_length_mm": None,
+    "flipper_length_mm": 181.0,
+    "sex": "female",
+    "tagged": True,
+}
+"""Typed features as the API logs them: a category, a missing number, a number, a boolean."""
+
+
+def row(
+    *,
+    request_id: str | None = None,
+    row_index: int = 0,
+    created_at: str = "2026-11-28T06:14:47.555610Z",
+    model_name: str = "penguins",
+    model_version: str = "v1",
+    features: dict[str, Any] | None = None,
+    prediction: str = "Adelie",
+    probabilities: dict[str, float] | None = None,
+    latency_ms: float = 1.25,
+    client_id: str | None = None,
+    client_request_id: str | None = None,
+) -> dict[str, Any]:
+    """One logged row for ``insert_rows``, typed penguin features by default."""
+    return {
+        "request_id": request_id or str(uuid.uuid4()),
+        "row_index": row_index,
+        "created_at": created_at,
+        "model_name": model_name,
+        "model_version": model_version,
+        "features": orjson.dumps(PENGUIN if features is None else features).decode(),
+        "prediction": prediction,
+        "probabilities": None if probabilities is None else orjson.dumps(probabilities).decode(),
+        "latency_ms": latency_ms,
+        "client_id": client_id,
+        "client_request_id": client_request_id,
+    }

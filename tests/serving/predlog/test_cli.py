@@ -13,9 +13,17 @@ from pathlib import Path
 import pytest
 
 from serving.predlog import cli
-from serving.predlog.records import PredictionRecord
+from serving.predlog.records import ModelSchema, PredictionRecord
 from serving.settings import Settings
-from tests.serving.predlog.helpers import SCHEMA, expected_keys, make_record, open_started, query
+from tests.serving.predlog.helpers import (
+    SCHEMA,
+    expected_keys,
+    insert_rows,
+    make_record,
+    open_started,
+    query,
+    row,
+)
 
 INJECTION = "x'; DROP TABLE predictions; --"
 
@@ -97,6 +105,8 @@ def test_export_csv_to_a_file(
     assert run(settings, "log", "export", "--format", "csv", "--output", str(out)) == 0
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
     assert {(r["request_id"], int(r["row_index"])) for r in rows} == set(expected_keys(logged))
+    assert {f"feature.{name}" for name in SCHEMA.feature_names} <= set(rows[0])
+    assert {"proba.malignant", "proba.benign"} <= set(rows[0])
 
 
 def test_export_jsonl_to_stdout_with_filters(
@@ -147,3 +157,73 @@ def test_since_refuses_anything_else(capsys: pytest.CaptureFixture[str]) -> None
         run(Settings(), "log", "stats", "--since", "yesterday'; --")
     assert exited.value.code == 2
     assert "neither a duration" in capsys.readouterr().err
+
+
+def test_recent_shows_the_model_and_the_clients_request_id(
+    store_url: str, logged: list[PredictionRecord], capsys: pytest.CaptureFixture[str]
+) -> None:
+    insert_rows(
+        store_url, [row(client_request_id="order-17", created_at="2999-01-01T00:00:00.000000Z")]
+    )
+    assert run(Settings(database_url=store_url), "log", "recent", "--limit", "2") == 0
+    header, newest, older = capsys.readouterr().out.splitlines()
+    assert header.split()[-1] == "client_request_id"
+    assert newest.split()[4:6] == ["penguins", "v1"]
+    assert newest.endswith("order-17")
+    assert older.split()[4] == SCHEMA.name
+
+
+def test_log_commands_filter_by_model(
+    store_url: str, logged: list[PredictionRecord], capsys: pytest.CaptureFixture[str]
+) -> None:
+    insert_rows(store_url, [row(model_name="penguins")])
+    settings = Settings(database_url=store_url)
+    assert run(settings, "log", "recent", "--model", "penguins") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 2
+    assert run(settings, "log", "stats", "--model", SCHEMA.name) == 0
+    out = capsys.readouterr().out
+    assert "penguins" not in out
+    assert f"{SCHEMA.name} {SCHEMA.version}: 20 rows" in out
+    assert run(settings, "log", "export", "--format", "jsonl", "--model", "penguins") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_stats_of_a_regressor_is_one_short_line_of_quantiles(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schema = ModelSchema("diabetes", "r1", SCHEMA.feature_names[:10], None)
+    log = open_started(store_url, tmp_path / "spool")
+    log.append([make_record(rows=2, schema=schema, seed=i) for i in range(26)])
+    log.close(timeout=10)
+    assert run(Settings(database_url=store_url), "log", "stats") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("diabetes r1: 52 rows in 26 requests")
+    assert lines[1].startswith("  predicted values: mean ")
+    for name in ("min", "p5", "p25", "p50", "p75", "p95", "max"):
+        assert f" {name} " in lines[1]
+    assert max(len(line) for line in lines) < 160
+    assert not any("predictions:" in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("--since", "0001-01-01T00:00:00+14:00"),
+        ("--until", "9999-12-31T23:59:59-14:00"),
+    ],
+)
+def test_times_utc_cannot_hold_are_bad_input(
+    argv: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run(Settings(), "log", "stats", *argv)
+    assert exited.value.code == 2
+    assert "between years 1 and 9999" in capsys.readouterr().err
+
+
+def test_a_control_character_in_a_filter_is_bad_input(
+    store_url: str, logged: list[PredictionRecord], capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(database_url=store_url)
+    assert run(settings, "log", "export", "--model-version", "a\x1bb") == 2
+    assert "control characters" in capsys.readouterr().err

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
 
+from serving.predlog import lines
+from serving.predlog.queries import Filters
 from serving.predlog.records import (
     LogFullError,
     LogUnavailableError,
@@ -82,11 +87,12 @@ def test_features_and_probabilities_are_keyed_by_name(store_url: str, tmp_path: 
     try:
         log.append([record])
         assert wait_for_rows(store_url, 2) == 2
-        page = log.query_page(None, None, None, 10, None)
+        page = asyncio.run(log.query_page(Filters(), 10, None))
     finally:
         log.close(timeout=10)
     by_row = {item.row_index: item for item in page.items}
     assert record.probabilities is not None
+    assert isinstance(record.features, np.ndarray)
     for i in range(2):
         assert by_row[i].features == dict(zip(FEATURES, record.features[i].tolist(), strict=True))
         assert by_row[i].probabilities == {
@@ -115,6 +121,35 @@ def test_client_id_is_stored(store_url: str, tmp_path: Path) -> None:
     log.append([make_record(client_id="team-a")])
     log.close(timeout=10)
     assert query(store_url, "SELECT client_id FROM predictions") == [("team-a",)]
+
+
+def test_client_request_id_is_stored_beside_the_servers_id(store_url: str, tmp_path: Path) -> None:
+    log = open_started(store_url, tmp_path / "spool")
+    record = make_record()
+    log.append([replace(record, client_request_id="order-7\ttab")])
+    log.close(timeout=10)
+    rows = query(store_url, "SELECT request_id, client_request_id FROM predictions")
+    assert [(str(rid), cid) for rid, cid in rows] == [(record.request_id, "order-7\ttab")]
+
+
+def test_a_format_2_spool_left_by_an_older_version_is_upgraded_and_replayed(
+    store_url: str, tmp_path: Path
+) -> None:
+    records = [make_record(rows=2, seed=i) for i in range(5)]
+    current = lines.RowEncoder(SCHEMA).encode
+    rows = b"".join(current(r, lines.TimeText()) for r in records)
+    # Format 2 rows are today's without the last field (client_request_id).
+    old = b"".join(line.rsplit(b"\t", 1)[0] + b"\n" for line in rows.splitlines())
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    (spool_dir / f"{1:020d}.tsv").write_bytes(lines.HEADER_V2 + old + b"torn-partial-li")
+    log = open_started(store_url, spool_dir)
+    assert wait_for_rows(store_url, 10) == 10
+    log.close(timeout=10)
+    assert stored_keys(store_url) == expected_keys(records)
+    assert query(store_url, "SELECT count(*) FROM predictions WHERE client_request_id IS NULL") == [
+        (10,)
+    ]
 
 
 def test_spool_left_by_an_earlier_process_is_replayed_at_start(

@@ -15,6 +15,7 @@ import psycopg
 import pytest
 
 from serving.predlog import migrations
+from serving.predlog import sql as sql_module
 from serving.predlog import sqlite as sqlite_store
 from serving.predlog.log import is_postgres
 from serving.predlog.postgres import PostgresStore
@@ -47,6 +48,48 @@ def test_startup_applies_and_records_every_migration(store_url: str) -> None:
     assert shipped[0] == 1
     assert _recorded(store_url) == shipped
     assert query(store_url, "SELECT count(*) FROM predictions") == [(0,)]
+
+
+def test_client_request_id_migration_carries_existing_rows_over(store_url: str) -> None:
+    first = migrations.available(_dialect(store_url))[0]
+    if is_postgres(store_url):
+        with psycopg.connect(store_url, autocommit=True) as conn:
+            conn.execute(first.sql.encode())
+            conn.execute(_OLD_ROW.replace("?", "%s"), _old_row_values())
+    else:
+        conn_sqlite = sqlite_store.connect(store_url, create=True)
+        for statement in migrations._sqlite_statements(first.sql):
+            conn_sqlite.execute(statement)
+        conn_sqlite.execute(_OLD_ROW, _old_row_values())
+        conn_sqlite.close()
+    # 0001 was applied by hand (as a server of the previous release would have): record it.
+    record = "INSERT INTO schema_migrations (version, name, checksum) VALUES (1, ?, ?)"
+    _record_first(store_url, record, first)
+    _prepare(store_url)
+    assert _recorded(store_url) == [m.version for m in migrations.available(_dialect(store_url))]
+    rows = query(store_url, "SELECT row_index, prediction, client_request_id FROM predictions")
+    assert rows == [(0, "benign", None)]
+
+
+_OLD_ROW = """INSERT INTO predictions (request_id, row_index, created_at, model_name,
+    model_version, features, prediction, probabilities, latency_ms, client_id)
+VALUES (?, 0, ?, 'm', 'v', '{"a": 1.0}', 'benign', NULL, 1.5, NULL)"""
+
+
+def _old_row_values() -> tuple[str, str]:
+    return ("0190a3a0-0000-7000-8000-000000000001", "2026-11-28T00:00:00.000000Z")
+
+
+def _record_first(url: str, statement: str, first: migrations.Migration) -> None:
+    if is_postgres(url):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql_module.PG_CREATE_MIGRATIONS_TABLE)
+            conn.execute(statement.replace("?", "%s"), (first.name, first.checksum))
+        return
+    conn_sqlite = sqlite_store.connect(url)
+    conn_sqlite.execute(sql_module.SQLITE_CREATE_MIGRATIONS_TABLE)
+    conn_sqlite.execute(statement, (first.name, first.checksum))
+    conn_sqlite.close()
 
 
 def test_migrating_twice_changes_nothing(store_url: str) -> None:

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import dataclasses
 import io
 import json
+import re
 import time
-from datetime import UTC, datetime, timedelta
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import orjson
 import pytest
 
 from serving.predlog.cli import open_queries
-from serving.predlog.queries import Filters
+from serving.predlog.queries import MAX_ROW_INDEX, Filters, InvalidFilterError, decode_cursor
 from serving.predlog.records import InvalidCursorError, ModelSchema, PredictionRecord
 from tests.serving.predlog.helpers import (
     FEATURES,
+    PENGUIN,
     SCHEMA,
     expected_keys,
+    insert_rows,
     make_record,
+    migrate,
     open_started,
     query,
+    row,
 )
 
 INJECTION = "x'; DROP TABLE predictions; --"
@@ -140,7 +149,7 @@ def _export(url: str, fmt: str, filters: Filters) -> bytes:
     return out.getvalue()
 
 
-def test_csv_export_has_a_header_and_every_row(
+def test_csv_export_has_a_column_per_feature_and_class(
     logged: tuple[str, list[PredictionRecord]],
 ) -> None:
     url, records = logged
@@ -148,14 +157,17 @@ def test_csv_export_has_a_header_and_every_row(
     assert {(r["request_id"], int(r["row_index"])) for r in rows} == set(expected_keys(records))
     first = records[0]
     row = next(r for r in rows if r["request_id"] == first.request_id and r["row_index"] == "0")
-    assert json.loads(row["features"]) == dict(
+    assert isinstance(first.features, np.ndarray)
+    assert {name: float(row[f"feature.{name}"]) for name in FEATURES} == dict(
         zip(FEATURES, first.features[0].tolist(), strict=True)
     )
     assert first.probabilities is not None
-    assert json.loads(row["probabilities"]) == dict(
-        zip(("malignant", "benign"), first.probabilities[0].tolist(), strict=True)
+    assert [float(row["proba.malignant"]), float(row["proba.benign"])] == (
+        first.probabilities[0].tolist()
     )
     assert row["model_version"] == "v1"
+    assert "features" not in row
+    assert "probabilities" not in row
 
 
 def test_jsonl_export_is_one_object_per_row_oldest_first(
@@ -188,8 +200,8 @@ def test_export_of_an_empty_range_is_just_the_header(
     url, _ = logged
     future = datetime.now(UTC) + timedelta(days=1)
     assert _export(url, "csv", Filters(since=future)).decode().splitlines() == [
-        "request_id,row_index,created_at,model_name,model_version,features,prediction,"
-        "probabilities,latency_ms,client_id"
+        "request_id,row_index,created_at,model_name,model_version,prediction,"
+        "latency_ms,client_id,client_request_id"
     ]
     assert _export(url, "jsonl", Filters(since=future)) == b""
 
@@ -207,3 +219,191 @@ def test_naive_times_are_utc(logged: tuple[str, list[PredictionRecord]]) -> None
     naive = _walk(url, Filters(since=since.replace(tzinfo=None)), limit=50)
     assert aware == naive
     assert len(aware) == sum(len(r.features) for r in records if r.created_at >= NOW - 3600)
+
+
+def test_pages_filter_by_model_name(logged: tuple[str, list[PredictionRecord]]) -> None:
+    url, records = logged
+    insert_rows(url, [row(model_name="penguins")])
+    assert _walk(url, Filters(model_name="nope"), limit=5) == []
+    assert len(_walk(url, Filters(model_name="penguins"), limit=5)) == 1
+    everything = sum(len(r.features) for r in records)
+    assert len(_walk(url, Filters(model_name=SCHEMA.name), limit=50)) == everything
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "\x1b[31m", "tab\there"])
+@pytest.mark.parametrize("name", ["model_name", "model_version"])
+def test_filters_refuse_control_characters(name: str, value: str) -> None:
+    given: dict[str, Any] = {name: value}
+    with pytest.raises(InvalidFilterError) as refused:
+        Filters(**given)
+    assert refused.value.parameter == name
+
+
+@pytest.mark.parametrize(
+    ("name", "moment"),
+    [
+        ("since", datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))),
+        ("until", datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-14)))),
+    ],
+)
+def test_filters_refuse_times_that_utc_cannot_hold(name: str, moment: datetime) -> None:
+    given: dict[str, Any] = {name: moment}
+    with pytest.raises(InvalidFilterError) as refused:
+        Filters(**given)
+    assert refused.value.parameter == name
+
+
+def test_filters_keep_times_in_utc() -> None:
+    moment = datetime(2026, 1, 1, 12, tzinfo=timezone(timedelta(hours=2)))
+    assert Filters(since=moment).since == datetime(2026, 1, 1, 10, tzinfo=UTC)
+    assert Filters(until=datetime(2026, 1, 1)).until == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _encoded(position: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+RID = "0190a6f0-0000-7000-8000-000000000000"
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        [1, RID, 0],
+        ["2026-01-01T00:00:00+00:00", 5, 0],
+        ["2026-01-01T00:00:00+00:00", RID, "0"],
+        ["2026-01-01T00:00:00+00:00", RID, False],
+        ["2026-01-01T00:00:00+00:00", RID, 2**31],
+        ["2026-01-01T00:00:00+00:00", RID, 2**64 - 1],
+        ["2026-01-01T00:00:00+00:00", RID, -1],
+        ["0001-01-01T00:00:00+14:00", RID, 0],
+        ["2026-01-01T00:00:00", RID, 0],
+        ["2026-01-01T00:00:00+00:00", "not-a-uuid", 0],
+        ["2026-01-01T00:00:00+00:00", RID],
+        {"created_at": "2026-01-01T00:00:00+00:00"},
+    ],
+)
+def test_decode_cursor_refuses_anything_but_a_position(position: object) -> None:
+    with pytest.raises(InvalidCursorError):
+        decode_cursor(_encoded(position))
+
+
+def test_decode_cursor_reads_a_position_in_utc() -> None:
+    cursor = _encoded(["2026-01-01T02:00:00+02:00", RID.upper(), MAX_ROW_INDEX])
+    assert decode_cursor(cursor) == (datetime(2026, 1, 1, tzinfo=UTC), RID, MAX_ROW_INDEX)
+
+
+def test_stats_of_a_regressor_are_a_distribution_of_its_values(
+    store_url: str, tmp_path: Path
+) -> None:
+    schema = ModelSchema("diabetes", "r1", FEATURES[:10], None)
+    records = [make_record(rows=3, schema=schema, seed=i) for i in range(20)]
+    log = open_started(store_url, tmp_path / "spool")
+    log.append(records)
+    log.close(timeout=30)
+    [found] = open_queries(store_url).stats(Filters())
+    values = np.array([float(p) for r in records for p in r.predictions])
+    assert found.classes == {}
+    assert (found.other_classes, found.other_rows) == (0, 0)
+    assert found.mean_top_probability is None
+    assert found.values is not None
+    v = found.values
+    assert v.count == 60
+    assert v.mean == pytest.approx(values.mean())
+    assert v.min == pytest.approx(values.min())
+    assert v.max == pytest.approx(values.max())
+    assert [v.p5, v.p25, v.p50, v.p75, v.p95] == pytest.approx(
+        np.percentile(values, [5, 25, 50, 75, 95]).tolist()
+    )
+    latencies = [r.latency_ms for r in records]
+    assert found.latency_ms == pytest.approx(tuple(np.percentile(latencies, [50, 95, 99])))
+
+
+def test_stats_list_the_top_classes_and_sum_up_the_rest(store_url: str) -> None:
+    migrate(store_url)
+    # class cNN is predicted NN + 1 times: c24 most often; 25 classes, 325 rows.
+    rows = [
+        row(request_id=str(uuid.uuid4()), prediction=f"c{k:02d}", probabilities={f"c{k:02d}": 1.0})
+        for k in range(25)
+        for _ in range(k + 1)
+    ]
+    insert_rows(store_url, rows)
+    [found] = open_queries(store_url).stats(Filters())
+    assert list(found.classes) == [f"c{k:02d}" for k in range(24, 4, -1)]
+    assert found.classes["c24"] == 25
+    assert (found.other_classes, found.other_rows) == (5, 1 + 2 + 3 + 4 + 5)
+    assert found.values is None
+
+
+def test_stats_keep_text_labels_as_classes_without_probabilities(store_url: str) -> None:
+    migrate(store_url)
+    insert_rows(store_url, [row(prediction=label) for label in ("yes", "no", "yes", "12")])
+    [found] = open_queries(store_url).stats(Filters())
+    assert found.classes == {"yes": 2, "12": 1, "no": 1}
+    assert found.values is None
+
+
+def test_typed_features_come_back_as_sent(store_url: str) -> None:
+    migrate(store_url)
+    insert_rows(store_url, [row()])
+    [item] = open_queries(store_url).page(Filters(), 10, None).items
+    assert item.features == PENGUIN
+    [line] = _export(store_url, "jsonl", Filters()).splitlines()
+    assert json.loads(line)["features"] == PENGUIN
+    [cells] = list(csv.DictReader(io.StringIO(_export(store_url, "csv", Filters()).decode())))
+    assert {k: v for k, v in cells.items() if k.startswith("feature.")} == {
+        "feature.island": "Biscoe",
+        "feature.bill_length_mm": "",
+        "feature.flipper_length_mm": "181.0",
+        "feature.sex": "female",
+        "feature.tagged": "true",
+    }
+
+
+def test_csv_of_mixed_versions_has_the_union_of_their_columns(store_url: str) -> None:
+    migrate(store_url)
+    insert_rows(
+        store_url,
+        [
+            row(created_at="2026-01-01T00:00:00.000001Z", features={"a": 1, "b": 2}),
+            row(
+                created_at="2026-01-01T00:00:01.000000Z",
+                model_name="other",
+                features={"c": "x", "a": 3},
+                probabilities={"yes": 0.25, "no": 0.75},
+            ),
+        ],
+    )
+    text = _export(store_url, "csv", Filters()).decode()
+    header, first, second = text.splitlines()
+    assert header.split(",") == [
+        "request_id", "row_index", "created_at", "model_name", "model_version",
+        "feature.a", "feature.b", "feature.c", "prediction", "proba.yes", "proba.no",
+        "latency_ms", "client_id", "client_request_id",
+    ]  # fmt: skip
+    assert first.split(",")[5:] == ["1", "2", "", "Adelie", "", "", "1.25", "", ""]
+    assert second.split(",")[5:] == ["3", "", "x", "Adelie", "0.25", "0.75", "1.25", "", ""]
+
+
+def test_exports_are_byte_for_byte_the_same_from_both_stores(pg_url: str, tmp_path: Path) -> None:
+    sqlite_url = f"sqlite:///{tmp_path / 'db' / 'predictions.db'}"
+    records = [
+        make_record(rows=1 + i % 3, seed=i, client_id="ann" if i % 2 else None) for i in range(30)
+    ]
+    records.append(make_record(rows=2, schema=ModelSchema("diabetes", "r1", FEATURES[:10], None)))
+    typed = [row(row_index=i, client_request_id=f"order-{i}", latency_ms=0.1) for i in range(3)]
+    for url in (sqlite_url, pg_url):
+        log = open_started(url, tmp_path / f"spool-{url[:6]}")
+        log.append(records)
+        log.close(timeout=30)
+        insert_rows(url, typed)
+    for fmt in ("csv", "jsonl"):
+        exported = {url: _export(url, fmt, Filters()) for url in (sqlite_url, pg_url)}
+        assert exported[sqlite_url] == exported[pg_url], fmt
+        assert exported[pg_url].count(b"\n") == 3 + sum(len(r.features) for r in records) + (
+            fmt == "csv"
+        )
+    jsonl = _export(pg_url, "jsonl", Filters()).decode().splitlines()
+    assert jsonl[-1] == orjson.dumps(json.loads(jsonl[-1])).decode()  # compact, as orjson
+    created = [json.loads(line)["created_at"] for line in jsonl]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", c) for c in created)
