@@ -25,6 +25,7 @@ import uvicorn
 
 from serving import slots
 from serving.app import app_state, create_app
+from serving.connections import ConnectionLimits, protocol_class
 from serving.predlog.spool import SpoolLockedError
 from serving.settings import Settings
 from serving.state import AppState
@@ -104,6 +105,10 @@ def serve(
         log_level=settings.log_level,
         timeout_graceful_shutdown=int(max(1, settings.drain_seconds)),
         server_header=False,
+        # Header, body, idle and connection limits (serving/connections).
+        http=protocol_class(ConnectionLimits.from_settings(settings)),
+        timeout_keep_alive=settings.keepalive_timeout_seconds,
+        ws="none",  # no WebSocket routes: an upgrade request is served as plain HTTP
     )
     server = server_class(config, app_state(app))
     with sock:

@@ -88,6 +88,30 @@ class Settings(BaseSettings):
     access_log: bool = Field(False, description="uvicorn's per-request access log.")
     log_level: str = Field("info", pattern="^(critical|error|warning|info|debug)$")
 
+    # Connections: what one client connection may send and hold (docs/security.md).
+    max_header_bytes: int = Field(
+        32 * 1024,
+        ge=1024,
+        le=MiB,
+        description="Largest request head (request line and headers), in bytes (431).",
+    )
+    max_headers: int = Field(100, ge=8, le=10_000, description="Most header fields (431).")
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request head must arrive within this of its first byte (408)."
+    )
+    body_timeout_seconds: float = Field(
+        30.0, gt=0, description="A request body must arrive within this of its head (408)."
+    )
+    keepalive_timeout_seconds: int = Field(
+        5, ge=1, description="Close a connection idle this long, before or between requests."
+    )
+    max_connections: int = Field(
+        4096,
+        ge=1,
+        description="Most open connections; at the cap the longest-idle one is closed for a "
+        "new one. Lowered at startup to leave a quarter of RLIMIT_NOFILE free.",
+    )
+
     # Micro-batching: concurrent requests share one predict call.
     batch_max_rows: int = Field(
         4096, ge=1, description="Most rows one coalesced predict call may hold."

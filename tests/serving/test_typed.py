@@ -23,7 +23,7 @@ from serving import artifact
 from serving.app import create_app
 from tests.serving.conftest import make_settings
 from training import register
-from training.data import load_builtin
+from training.data import load_builtin, load_csv
 from training.train import fit, save
 
 JSON = {"content-type": "application/json"}
@@ -174,3 +174,15 @@ def test_a_pipeline_that_cannot_take_an_unseen_category_refuses_it_by_name(
             "type": "category_unknown",
         }
     ]
+
+
+def test_the_same_from_the_csv_through_data(tmp_path: Path) -> None:
+    root = tmp_path / "models"
+    data = load_csv(Path(__file__).resolve().parents[2] / "examples" / "penguins.csv", "species")
+    trained = fit(data, cv_folds=0)
+    artifact.write_current(root, "penguins", save(trained, data, root, name="penguins").name)
+    with TestClient(create_app(make_settings(root, tmp_path, model_name="penguins"))) as client:
+        response = client.post("/predict", json={"instances": [FIRST]})
+    assert response.status_code == 200, response.text
+    expected = trained.pipeline.predict(pd.DataFrame([FIRST]).astype({"bill_length_mm": float}))
+    assert response.json()["predictions"] == list(expected)

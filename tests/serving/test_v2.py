@@ -224,3 +224,55 @@ def _rows(db: Path, request_id: str) -> int:
             "SELECT count(*) FROM predictions WHERE request_id = ?", (request_id,)
         ).fetchone()
     return int(count)
+
+
+@pytest.fixture(scope="module")
+def penguins_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[LiveServer, Any, Any]]:
+    """A typed model (categories with nulls) behind a live server."""
+    root = tmp_path_factory.mktemp("v2-penguins")
+    data = load_builtin("penguins")
+    trained = fit(data, cv_folds=0)
+    path = save(trained, data, root, name="penguins")
+    artifact.write_current(root, "penguins", path.name)
+    with live_server(root, tmp_path_factory.mktemp("v2p")) as live:
+        yield live, trained.pipeline, data
+
+
+def test_infer_with_per_feature_bytes_and_fp64_inputs_on_a_typed_model(
+    penguins_server: tuple[LiveServer, Any, Any],
+) -> None:
+    server, pipeline, data = penguins_server
+    X = data.X.dropna().iloc[:6]
+    inputs = []
+    for spec_name, column in X.items():
+        if column.dtype.kind in "fi":
+            tensor = triton.InferInput(str(spec_name), [len(X)], "FP64")
+            tensor.set_data_from_numpy(column.to_numpy(dtype=np.float64), binary_data=False)
+        else:
+            tensor = triton.InferInput(str(spec_name), [len(X)], "BYTES")
+            tensor.set_data_from_numpy(column.to_numpy(dtype=object), binary_data=False)
+        inputs.append(tensor)
+    with triton.InferenceServerClient(url=f"127.0.0.1:{server.port}") as client:
+        meta = client.get_model_metadata("penguins")
+        result = client.infer(
+            "penguins",
+            inputs,
+            outputs=[triton.InferRequestedOutput("predict_proba", binary_data=False)],
+        )
+    kinds = {i["name"]: i["datatype"] for i in meta["inputs"]}
+    assert (kinds["island"], kinds["bill_length_mm"]) == ("BYTES", "FP64")
+    np.testing.assert_allclose(
+        result.as_numpy("predict_proba"), pipeline.predict_proba(X), atol=1e-9
+    )
+
+
+def test_a_typed_model_refuses_one_2d_tensor_naming_its_inputs(
+    penguins_server: tuple[LiveServer, Any, Any],
+) -> None:
+    server, _, _ = penguins_server
+    body = {"inputs": [{"name": "x", "shape": [1, 7], "datatype": "FP64", "data": [1.0] * 7}]}
+    response = httpx.post(f"{server.base_url}/v2/models/penguins/infer", json=body)
+    assert response.status_code == 400
+    assert "one tensor per feature" in response.json()["error"]
