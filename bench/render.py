@@ -21,8 +21,10 @@ HEADER = (
     "| app | model | rows | conns | runs | req/s | p50 ms | p99 ms | x ceiling | x naive | errors "
     "| server CPU | req/CPU-s | RSS MiB (peak) | ready s | logged/served |"
 )
-APP_ORDER = ("ceiling", "naive", "skship-nolog", "skship-sqlite", "skship-pg", "skship-pg-w2")
-MODEL_ORDER = ("any", "logreg", "rf")
+APP_ORDER = (
+    "ceiling", "naive", "skship-nolog", "skship-sqlite", "skship-pg", "skship-v2", "skship-pg-w2",
+)  # fmt: skip
+MODEL_ORDER = ("any", "logreg", "rf", "penguins")
 
 
 def table(rows: list[Row]) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from bench import procs, skship, stores, wrk
 from bench.check import CheckError, check
-from bench.models import BenchModel, body, sample_rows
+from bench.models import DATASET, BenchModel, Protocol, body, sample_inputs
 from bench.servers import App, Server, ServerError, start
 
 ANY_MODEL = "any"
@@ -99,7 +100,8 @@ def run(config: Config, models: dict[str, BenchModel], models_dir: Path, workdir
         for round_ in range(1, config.rounds + 1):
             for app in config.apps:
                 for key in config.models if app.per_model else [ANY_MODEL]:
-                    bench.instance_with_retry(round_, app, key)
+                    if app.serves(models.get(key)):
+                        bench.instance_with_retry(round_, app, key)
     finally:
         if bench.postgres is not None:
             bench.postgres.close()
@@ -115,11 +117,22 @@ class _Run:
         )  # fmt: skip
         self.results = Results(config)
         self.postgres: stores.PinnedPostgres | None = None
-        self.samples = {rows: sample_rows(rows, BODIES_PER_WORKLOAD) for rows in config.rows}
-        self.body_files = {
-            rows: wrk.write_bodies(workdir / f"bodies-{rows}.jsonl", [body(X) for X in matrices])
-            for rows, matrices in self.samples.items()
-        }
+        self._samples: dict[tuple[str, int], list[Any]] = {}
+        self._bodies: dict[tuple[str, Protocol, int], Path] = {}
+
+    def samples(self, dataset: str, rows: int) -> list[Any]:
+        if (dataset, rows) not in self._samples:
+            self._samples[dataset, rows] = sample_inputs(dataset, rows, BODIES_PER_WORKLOAD)
+        return self._samples[dataset, rows]
+
+    def body_file(self, dataset: str, protocol: Protocol, rows: int) -> Path:
+        """The workload's bodies, one per line, written once per run."""
+        key = (dataset, protocol, rows)
+        if key not in self._bodies:
+            path = self.workdir / f"bodies-{dataset}-{protocol}-{rows}.jsonl"
+            samples = self.samples(dataset, rows)
+            self._bodies[key] = wrk.write_bodies(path, [body(X, protocol) for X in samples])
+        return self._bodies[key]
 
     def instance_with_retry(self, round_: int, app: App, key: str) -> None:
         """Run an instance; if its server exits mid-run, discard it and run it once more.
@@ -160,11 +173,12 @@ class _Run:
                     _require_store(client, server, app)
                 logged = app.kind == "skship" and app.store != "none"
                 served = 0
+                route = app.route
                 for rows in self.config.rows:
-                    before = skship.settled_predict_200s(client, server.url) if logged else 0
+                    before = skship.settled_predict_200s(client, server.url, route) if logged else 0
                     self._measure(instance, server, client, model, rows, label)
                     if logged:
-                        after = skship.settled_predict_200s(client, server.url)
+                        after = skship.settled_predict_200s(client, server.url, route)
                         served += (after - before) * rows
                 instance.memory = procs.memory(server.pid)
                 if logged:
@@ -196,8 +210,11 @@ class _Run:
         label: str,
     ) -> None:
         """Warm up, then for each connection count: check the answers, measure with wrk."""
-        url, bodies, config = f"{server.url}/predict", self.body_files[rows], self.config
-        samples = self.samples[rows][:CHECKED_BODIES]
+        app, config = server.app, self.config
+        dataset = model.dataset if model is not None else DATASET
+        url = f"{server.url}{app.path(model)}"
+        bodies = self.body_file(dataset, app.protocol, rows)
+        samples = self.samples(dataset, rows)[:CHECKED_BODIES]
         check(client, server.url, server.app, model, samples)
         if config.warmup_s > 0:
             wrk.run(

@@ -25,7 +25,7 @@ from typing import Literal
 
 import httpx
 
-from bench.models import BenchModel
+from bench.models import NUMERIC_DATASETS, BenchModel, Protocol
 from serving.settings import Settings
 from tests.pgcluster import free_port
 
@@ -52,11 +52,27 @@ class App:
     store: Store = "none"
     workers: int = 1
     """skship's WORKERS: processes serving the port (under a supervisor when more than 1)."""
+    protocol: Protocol = "rest"
+    """skship's REST API (/predict) or the Open Inference Protocol (/v2/.../infer)."""
 
     @property
     def per_model(self) -> bool:
-        """The ceiling ignores the model: one instance serves both models' workloads."""
+        """The ceiling ignores the model: one instance serves every workload."""
         return self.kind != "ceiling"
+
+    def serves(self, model: BenchModel | None) -> bool:
+        """The naive app reads lists of floats: it has no answer for typed data."""
+        return self.kind != "naive" or model is None or model.dataset in NUMERIC_DATASETS
+
+    def path(self, model: BenchModel | None) -> str:
+        if self.protocol == "v2" and model is not None:
+            return f"/v2/models/{model.name}/infer"
+        return "/predict"
+
+    @property
+    def route(self) -> str:
+        """The route label skship's metrics count this app's requests under."""
+        return "/v2/models/{name}/infer" if self.protocol == "v2" else "/predict"
 
 
 APPS = (
@@ -66,6 +82,7 @@ APPS = (
     App("skship-sqlite", "skship", "sqlite"),
     App("skship-pg", "skship", "postgresql"),
     App("skship-pg-w2", "skship", "postgresql", workers=2),
+    App("skship-v2", "skship", "postgresql", protocol="v2"),
 )
 APP_NAMES = tuple(app.name for app in APPS)
 

@@ -16,8 +16,8 @@ REQUESTS = "skship_http_requests"
 QUEUED = "skship_log_rows_queued"
 
 
-def predict_200s(client: httpx.Client, url: str) -> int:
-    """``POST /predict`` requests answered 200 since the process started (``GET /metrics``).
+def predict_200s(client: httpx.Client, url: str, route: str = "/predict") -> int:
+    """Requests to ``route`` answered 200 since the process started (``GET /metrics``).
 
     The benchmark reads it before and after each workload, whose requests all carry the
     same number of rows, so rows served = the difference x rows per request.
@@ -31,19 +31,21 @@ def predict_200s(client: httpx.Client, url: str) -> int:
                 sample.value
                 for sample in family.samples
                 if sample.name == f"{REQUESTS}_total"
-                and sample.labels.get("route") == "/predict"
+                and sample.labels.get("route") == route
                 and sample.labels.get("status") == "200"
             )
     return int(total)
 
 
-def settled_predict_200s(client: httpx.Client, url: str, *, quiet: float = 0.3) -> int:
+def settled_predict_200s(
+    client: httpx.Client, url: str, route: str = "/predict", *, quiet: float = 0.3
+) -> int:
     """``predict_200s`` once it stops moving: wrk exits with requests still in flight,
     and the server answers them after; they belong to the workload that sent them."""
-    last = predict_200s(client, url)
+    last = predict_200s(client, url, route)
     while True:
         time.sleep(quiet)
-        current = predict_200s(client, url)
+        current = predict_200s(client, url, route)
         if current == last:
             return current
         last = current
