@@ -31,7 +31,7 @@ from serving.monitoring.gauges import MonitoringGauges, Refresher
 from serving.monitoring.registry import Registry
 from serving.pipeline import RequestPipeline
 from serving.predlog import open_log
-from serving.routes import metrics, models, monitoring, predict, predictions, probes
+from serving.routes import feedback, metrics, models, monitoring, predict, predictions, probes
 from serving.settings import Settings
 from serving.state import AppState
 from serving.v2 import routes as v2
@@ -100,7 +100,7 @@ def create_app(settings: Settings, *, worker: int | None = None) -> FastAPI:
     errors.install_handlers(app)
     max_rows = settings.max_batch_rows
     app.router.routes[:0] = [*predict.routes(core, max_rows), *v2.infer_routes(core, max_rows)]
-    routers = (probes, models, predictions, monitoring, metrics, v2)
+    routers = (probes, models, predictions, feedback, monitoring, metrics, v2)
     for module in routers:
         app.include_router(module.router)
     openapi.install(app, catalog, max_rows, has_keys=bool(settings.api_keys))

@@ -12,7 +12,8 @@ segments of every folder that this start will not open -- ``SPOOL_DIR`` itself w
 ``slot-<k>`` for k >= N, every slot folder when N = 1 -- are *adopted*: renamed into the
 folders that will be opened, spread round-robin, and the emptied slot folders removed. A
 rename is atomic, so a segment is always in exactly one folder; a start cut short halfway
-leaves each segment in its old or its new folder, and the next start adopts again.
+leaves each segment in its old or its new folder, and the next start adopts again. Label
+files (``*.labels``, serving/predlog/labels.py) are adopted the same way.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import re
 from pathlib import Path
 
+from serving.predlog.labels import LABELS_SUFFIX
 from serving.predlog.spool import LOCK_FILE, SUFFIX, Spool, lock_folder
 
 logger = logging.getLogger(__name__)
@@ -83,7 +85,12 @@ def adopt(spool_dir: Path, workers: int) -> int:
         # Every source is locked before anything moves: a live process in any is an error.
         locks = [lock_folder(folder) for folder in sources if folder != spool_dir]
         segments = sorted(
-            (path for folder in sources for path in folder.glob(f"*{SUFFIX}")),
+            (
+                path
+                for folder in sources
+                for suffix in (SUFFIX, LABELS_SUFFIX)
+                for path in folder.glob(f"*{suffix}")
+            ),
             key=lambda path: path.name,
         )
         for target in targets:
@@ -108,13 +115,14 @@ def adopt(spool_dir: Path, workers: int) -> int:
 def _free_name(folder: Path, name: str) -> Path:
     """``folder/name``, or the next free name in the same order (names are nanoseconds)."""
     path = folder / name
-    stem = int(name.removesuffix(SUFFIX)) if name.removesuffix(SUFFIX).isdigit() else None
+    suffix = LABELS_SUFFIX if name.endswith(LABELS_SUFFIX) else SUFFIX
+    stem = int(name.removesuffix(suffix)) if name.removesuffix(suffix).isdigit() else None
     while path.exists():
         if stem is None:
             path = folder / f"adopted-{path.name}"
         else:
             stem += 1
-            path = folder / f"{stem:020d}{SUFFIX}"
+            path = folder / f"{stem:020d}{suffix}"
     return path
 
 

@@ -18,6 +18,7 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
+import orjson
 import psycopg
 from psycopg_pool import PoolTimeout
 
@@ -25,7 +26,7 @@ from serving.predlog import export, migrations, queries, stats
 from serving.predlog import sqlite as sqlite_store
 from serving.predlog.log import is_postgres
 from serving.predlog.reading import query_connection_kwargs
-from serving.predlog.records import LoggedPrediction
+from serving.predlog.records import LoggedLabel, LoggedPrediction
 from serving.predlog.store import StoreUnavailableError
 from serving.settings import Settings
 
@@ -47,7 +48,7 @@ nulls); --model or --model-version keeps the table to one version's columns.
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``migrate`` and ``log`` (recent, stats, export) to the serving CLI."""
+    """Add ``migrate`` and ``log`` (recent, stats, export, feedback) to the serving CLI."""
     migrate = commands.add_parser(
         "migrate",
         help="apply the prediction log's pending schema migrations",
@@ -57,7 +58,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     migrate.set_defaults(handler=run_migrate)
 
     log = commands.add_parser("log", help="query the prediction log")
-    actions = log.add_subparsers(dest="log_command", required=True, metavar="{recent,stats,export}")
+    actions = log.add_subparsers(
+        dest="log_command", required=True, metavar="{recent,stats,export,feedback}"
+    )
 
     recent = actions.add_parser("recent", help="the latest logged predictions, newest first")
     recent.add_argument("--limit", type=_positive, default=20, help="rows to show (20)")
@@ -93,6 +96,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _filters(export_)
     _database_url(export_)
     export_.set_defaults(handler=run_export)
+
+    feedback = actions.add_parser(
+        "feedback",
+        help="the latest labels (POST /feedback), newest first, beside the predictions they label",
+    )
+    feedback.add_argument("--limit", type=_positive, default=20, help="labels to show (20)")
+    feedback.add_argument("--model", metavar="NAME", help="only labels of this model's predictions")
+    _database_url(feedback)
+    feedback.set_defaults(handler=run_feedback)
 
 
 def _database_url(parser: argparse.ArgumentParser, text: str | None = None) -> None:
@@ -220,6 +232,32 @@ def format_recent(items: list[LoggedPrediction]) -> str:
             item.request_id, item.row_index, item.model_name, item.model_version,
             _short(item.prediction), "" if top is None else f"{top:.3f}", f"{item.latency_ms:.2f}",
             item.client_request_id or "",
+        )  # fmt: skip
+        lines.append(layout.format(*fields))
+    return "\n".join(lines)
+
+
+def run_feedback(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        found = open_queries(_query_url(args, settings)).labels(args.model, args.limit)
+    except _ERRORS as exc:
+        return _fail(exc)
+    print(format_labels(found) if found else "no labels received")
+    return 0
+
+
+def format_labels(items: list[LoggedLabel]) -> str:
+    """One line per label; a label whose prediction is not in the log shows ``-`` for it."""
+    header = ("received_at (UTC)", "request_id", "row", "label", "prediction", "model", "version")
+    layout = "{:<23} {:<36} {:>4} {:<12} {:<12} {:<16} {}"
+    lines = [layout.format(*header)]
+    for item in items:
+        label = item.label if isinstance(item.label, str) else orjson.dumps(item.label).decode()
+        fields = (
+            item.received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            item.request_id, item.row_index, _short(label),
+            "-" if item.prediction is None else _short(item.prediction),
+            item.model_name or "-", item.model_version or "-",
         )  # fmt: skip
         lines.append(layout.format(*fields))
     return "\n".join(lines)

@@ -15,11 +15,14 @@ from typing import TypeVar
 from prometheus_client import CollectorRegistry
 
 from serving.predlog import metrics
+from serving.predlog.feedback import FeedbackRecord
+from serving.predlog.labels import LabelSpool, LabelWriter
 from serving.predlog.migrations import SchemaError
 from serving.predlog.postgres import PostgresStore
 from serving.predlog.queries import Filters, Queries, decode_cursor
 from serving.predlog.reading import Connector, QueryRunner
 from serving.predlog.records import (
+    LogDisabledError,
     LogFullError,
     LogStatus,
     LogUnavailableError,
@@ -78,11 +81,22 @@ class DurablePredictionLog:
             fsync_interval=settings.spool_fsync_interval_seconds,
             threads=threads,
         )
+        # Labels are small and few: an eighth of the cap holds about a million of them.
+        self.labels = LabelSpool(settings.spool_dir, max(settings.spool_max_bytes // 8, 1 << 20))
+        self.label_writer = LabelWriter(
+            self.labels,
+            self.store,
+            registry,
+            schema_ready=lambda: self.writer.schema_ready,
+            interval=max(settings.log_flush_interval_seconds, 0.5),
+            retry_max=settings.log_retry_max_seconds,
+        )
         self._started = False
         self._queries = QueryRunner(settings)
 
     def start(self) -> None:
-        self.spool.open()
+        self.spool.open()  # takes the folder's lock, which the labels' spool shares
+        self.labels.open()
         try:
             self.store.open()
             self.store.prepare()
@@ -93,9 +107,11 @@ class DurablePredictionLog:
             self.writer.note_unavailable(exc)
         except BaseException:
             self.store.close()
+            self.labels.close()
             self.spool.close()
             raise
         self.writer.start()
+        self.label_writer.start()
         self._started = True
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
@@ -107,6 +123,11 @@ class DurablePredictionLog:
         except LogUnavailableError:
             self.metrics.refused.labels("unavailable").inc(len(records))
             raise
+
+    def append_feedback(self, records: Sequence[FeedbackRecord]) -> None:
+        # Refusals are not counted with the rows' (skship_log_refused_records_total counts
+        # predictions); /feedback's 503s show in the HTTP metrics by route and status.
+        self.labels.append(records)
 
     def status(self) -> LogStatus:
         reason = None
@@ -154,7 +175,12 @@ class DurablePredictionLog:
     def close(self, timeout: float) -> None:
         self.cancel_queries()
         self.spool.stop_accepting()
+        self.labels.stop_accepting()
         started = time.monotonic()
+        # Labels first, briefly: a few rows, written in milliseconds when the store is up.
+        if self._started and not self.label_writer.stop(min(1.0, timeout / 4)):
+            logger.warning("labels not all written; they stay spooled for the next start")
+        timeout = max(0.0, timeout - (time.monotonic() - started))
         if self._started and not self.writer.stop(timeout):
             logger.warning(
                 "prediction log not fully written within %.1f s; %d bytes stay spooled in %s"
@@ -162,8 +188,10 @@ class DurablePredictionLog:
             )  # fmt: skip
         else:
             logger.info("prediction log flushed in %.2f s", time.monotonic() - started)
+        self.labels.close()
         self.spool.close()
-        if self.writer.alive:  # stuck in a call the store would not abort: let it be
+        # A writer stuck in a call the store would not abort: let it be.
+        if self.writer.alive or self.label_writer.alive:
             logger.warning("the prediction log writer is still busy; leaving it behind")
         else:
             self.store.close()
@@ -186,6 +214,9 @@ class DisabledPredictionLog:
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
         pass
+
+    def append_feedback(self, records: Sequence[FeedbackRecord]) -> None:
+        raise LogDisabledError("prediction logging is disabled (LOG_PREDICTIONS=false)")
 
     def status(self) -> LogStatus:
         return LogStatus(True, None, "disabled", None, True, 0, None)

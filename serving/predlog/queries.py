@@ -25,7 +25,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from serving.predlog import export, sql, sqlite, stats
-from serving.predlog.records import InvalidCursorError, LoggedPrediction, Page
+from serving.predlog.records import InvalidCursorError, LoggedLabel, LoggedPrediction, Page
 from serving.predlog.stats import VersionStats
 
 MAX_ROW_INDEX = 2**31 - 1
@@ -85,6 +85,7 @@ class Queries(Protocol):
     def page(self, filters: Filters, limit: int, cursor: str | None) -> Page: ...
     def stats(self, filters: Filters) -> list[VersionStats]: ...
     def export(self, filters: Filters, fmt: export.Format, out: IO[bytes]) -> None: ...
+    def labels(self, model_name: str | None, limit: int) -> list[LoggedLabel]: ...
 
 
 def encode_cursor(item: LoggedPrediction) -> str:
@@ -171,6 +172,12 @@ class PostgresQueries:
                 copy.set_types(list(sql.PG_EXPORT_TYPES))
                 export.write(fmt, shapes, copy.rows(), out)
 
+    def labels(self, model_name: str | None, limit: int) -> list[LoggedLabel]:
+        params = {"model_name": model_name, "limit": limit}
+        with self._connect() as conn:
+            rows = conn.execute(sql.PG_LABELS, params).fetchall()
+        return [_label(at, str(rid), *rest) for at, rid, *rest in rows]
+
 
 class SqliteQueries:
     """Queries on the SQLite file, over connections from ``connect`` (one per call)."""
@@ -198,6 +205,16 @@ class SqliteQueries:
                     one = {**params, "of_name": name, "of_version": version}
                     shapes += conn.execute(sql.SQLITE_EXPORT_SHAPE, one).fetchall()
             export.write(fmt, shapes, conn.execute(sql.SQLITE_EXPORT_ROWS, params), out)
+
+    def labels(self, model_name: str | None, limit: int) -> list[LoggedLabel]:
+        params = {"model_name": model_name, "limit": limit}
+        with self._connect() as conn:
+            rows = conn.execute(sql.SQLITE_LABELS, params).fetchall()
+        return [_label(sqlite.from_text(at), *rest) for at, *rest in rows]
+
+
+def _label(received: datetime, rid: str, index: int, label: str, *prediction: Any) -> LoggedLabel:
+    return LoggedLabel(received, rid, index, orjson.loads(label), *prediction)
 
 
 def _sqlite_params(params: dict[str, Any]) -> dict[str, Any]:

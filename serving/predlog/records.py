@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import numpy as np
 
 if TYPE_CHECKING:
+    from serving.predlog.feedback import FeedbackRecord
     from serving.predlog.queries import Filters, Queries
     from serving.predlog.reading import Connector
 
@@ -72,6 +73,20 @@ class LoggedPrediction:
 
 
 @dataclass(frozen=True, slots=True)
+class LoggedLabel:
+    """One row of the ``feedback`` relation with the prediction it labels, when logged."""
+
+    received_at: datetime
+    request_id: str
+    row_index: int
+    label: Any
+    model_name: str | None
+    """None (with the version and prediction) while no logged prediction matches."""
+    model_version: str | None
+    prediction: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Page:
     """One page of a query, newest first; ``next_cursor`` is None on the last page."""
 
@@ -89,6 +104,10 @@ class LogFullError(Exception):
 
 class LogUnavailableError(Exception):
     """The spool cannot be written (disk error), or the store cannot be queried: 503."""
+
+
+class LogDisabledError(LogUnavailableError):
+    """Logging is off (LOG_PREDICTIONS=false): there is nothing to record labels in."""
 
 
 class InvalidCursorError(ValueError):
@@ -122,6 +141,12 @@ class PredictionLog(Protocol):
 
         Raises LogFullError at the spool cap and LogUnavailableError when the spool
         cannot be written; either way nothing of ``records`` was accepted.
+        """
+
+    def append_feedback(self, records: Sequence[FeedbackRecord]) -> None:
+        """Durably spool labels before the response is sent, as ``append`` does predictions.
+
+        Raises LogFullError, LogUnavailableError (LogDisabledError when logging is off).
         """
 
     def status(self) -> LogStatus: ...

@@ -250,3 +250,15 @@ VALUES (:request_id, :row_index, :label, :received_at, :client_id)
 ON CONFLICT (request_id, row_index) DO UPDATE
 SET label = excluded.label, received_at = excluded.received_at, client_id = excluded.client_id
 WHERE feedback.received_at <= excluded.received_at"""
+
+# The latest labels beside the predictions they label (`log feedback`); both stores.
+_LABELS = """
+SELECT f.received_at, f.request_id, f.row_index, {label}, p.model_name, p.model_version,
+       p.prediction
+FROM feedback f
+LEFT JOIN predictions p ON p.request_id = f.request_id AND p.row_index = f.row_index
+WHERE {model} IS NULL OR p.model_name = {model}
+ORDER BY f.received_at DESC, f.request_id, f.row_index
+LIMIT {limit}"""
+PG_LABELS = _LABELS.format(label="f.label::text", model="%(model_name)s::text", limit="%(limit)s")
+SQLITE_LABELS = _LABELS.format(label="f.label", model=":model_name", limit=":limit")

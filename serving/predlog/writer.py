@@ -176,13 +176,7 @@ class Writer:
             return True
 
     def _backoff(self, delay: float) -> bool:
-        """Sleep before a retry; False when shutdown's deadline leaves no time for one."""
-        if self._deadline is not None:
-            remaining = self._deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            delay = min(delay, remaining)
-        return not self._abort.wait(delay)
+        return backoff(delay, self._deadline, self._abort)
 
     def _write_isolating(self, rows: Rows, encoded: Encoded | None) -> None:
         try:
@@ -211,6 +205,17 @@ class Writer:
         elif not reachable and error != self.last_error:
             logger.warning("prediction store unavailable, records stay spooled: %s", error)
         self.reachable, self.last_error = reachable, error
+
+
+def backoff(delay: float, deadline: float | None, abort: threading.Event) -> bool:
+    """Sleep ``delay`` before a retry, or less to end by ``deadline`` (shutdown's, monotonic);
+    False when the deadline leaves no time for one or ``abort`` is set."""
+    if deadline is not None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        delay = min(delay, remaining)
+    return not abort.wait(delay)
 
 
 def misconfiguration(exc: Exception) -> str | None:

@@ -111,3 +111,16 @@ def test_adopted_segments_are_replayed_by_the_spool_that_opens_them(tmp_path: Pa
     finally:
         for spool in spools:
             spool.close()
+
+
+def test_label_files_are_adopted_with_the_segments(tmp_path: Path) -> None:
+    (tmp_path / "slot-3").mkdir()
+    (tmp_path / "slot-3" / f"{5:020d}.labels").write_text("labels\n")
+    (tmp_path / f"{6:020d}.labels").write_text("more\n")
+
+    slots.claim(tmp_path, 2).release()
+
+    adopted = [p.read_text() for k in range(2) for p in slots.slot_dir(tmp_path, k).glob("*")]
+    assert sorted(t for t in adopted if t.endswith("\n")) == ["labels\n", "more\n"]
+    assert not (tmp_path / "slot-3").exists()
+    assert list(tmp_path.glob("*.labels")) == []

@@ -29,13 +29,13 @@ def _commands() -> list[str]:
         line[2:]
         for block in _blocks("console")
         for line in block.splitlines()
-        if line.startswith("$ python -m serving monitor")
+        if line.startswith(("$ python -m serving monitor", "$ python -m serving log feedback"))
     ]
 
 
 def test_the_doc_shows_every_subcommand() -> None:
     shown = {command.split()[4] for command in _commands()}
-    assert shown == {"quality", "drift", "report"}
+    assert shown == {"quality", "drift", "report", "feedback"}
 
 
 @pytest.fixture(scope="module")
