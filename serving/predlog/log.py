@@ -180,7 +180,8 @@ class DurablePredictionLog:
         # Labels first, briefly: a few rows, written in milliseconds when the store is up.
         if self._started and not self.label_writer.stop(min(1.0, timeout / 4)):
             logger.warning("labels not all written; they stay spooled for the next start")
-        timeout = max(0.0, timeout - (time.monotonic() - started))
+        # What is left, less a margin for interrupting stuck store calls and closing.
+        timeout = max(0.0, timeout - (time.monotonic() - started) - min(0.5, timeout / 4))
         if self._started and not self.writer.stop(timeout):
             logger.warning(
                 "prediction log not fully written within %.1f s; %d bytes stay spooled in %s"

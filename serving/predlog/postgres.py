@@ -169,9 +169,12 @@ class PostgresStore:
         return True
 
     def interrupt(self) -> None:
+        """Cancel the statements in flight and close the pool, which fails the calls waiting
+        for a connection at once (PoolClosed): nothing is written after this."""
         for conn in list(self._busy):
             with contextlib.suppress(psycopg.Error):
-                conn.cancel_safe(timeout=2.0)
+                conn.cancel_safe(timeout=1.0)
+        self._pool.close(timeout=0)
 
     def close(self) -> None:
         self._pool.close(timeout=1.0)

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 _FIRST_RETRY_SECONDS = 0.1
 _IDLE_PING_SECONDS = 5.0
+_INTERRUPTED_SECONDS = 0.3
+"""How long stop() waits, in all, for threads whose store calls it interrupted."""
 
 
 class Writer:
@@ -93,9 +95,12 @@ class Writer:
                 thread.join(max(0.0, self._deadline - time.monotonic()))
         self._abort.set()
         if any(thread.is_alive() for thread in self._threads):
+            # Past the deadline: abort the store's calls (a batch in flight, a wait for a
+            # connection) so the threads see their failure, find no time for a retry and end.
             self.store.interrupt()
+            until = time.monotonic() + _INTERRUPTED_SECONDS
             for thread in self._threads:
-                thread.join(2.0)
+                thread.join(max(0.0, until - time.monotonic()))
         self.reader.close()
         return not self.spool.segments()
 

@@ -220,3 +220,30 @@ def test_spool_cap_answers_503_with_retry_after_and_loses_nothing_accepted(
     assert "cap" in " ".join(ready.json()["reasons"])
     assert {o.status for o in load.outcomes} <= {200, 503}
     assert stored(url) == load.answered()
+
+
+@pytest.mark.parametrize("drain", [2.0, 4.0])
+def test_sigterm_while_the_database_is_down_exits_within_the_drain_deadline(
+    cluster: PgCluster, url: str, models_dir: Path, rows: list[list[float]], tmp_path: Path,
+    drain: float,
+) -> None:  # fmt: skip
+    live = server(models_dir, tmp_path, url, DRAIN_SECONDS=str(drain)).start()
+    with Load(live.base_url, rows) as load:
+        load.wait_for(100)
+        cluster.stop()
+        try:
+            time.sleep(2.5)  # the writers are now retrying, or waiting for a connection
+            signalled = time.monotonic()
+            live.signal(signal.SIGTERM)
+            code = live.wait_exit(timeout=30)
+            elapsed = time.monotonic() - signalled
+        finally:
+            cluster.start()
+    restarted = server(models_dir, tmp_path, url).start()
+    try:
+        wait_until_stored(url, load.answered())
+    finally:
+        restarted.stop()
+    assert code == 0
+    assert elapsed < drain + 1.0, f"{elapsed:.1f} s against DRAIN_SECONDS={drain}"
+    assert load.answered() - stored(url) == Counter()
