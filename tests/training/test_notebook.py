@@ -1,8 +1,10 @@
 """The penguins notebook runs top to bottom, headless, on this checkout's .venv.
 
 It fits the pipeline of ``notebooks/penguin_pipeline.py``, registers it, and has
-``python -m training train --pipeline`` rebuild it; this test then checks the registry it
-wrote: the two versions are the same model (fingerprint, metrics, predictions).
+``python -m training train --pipeline`` rebuild it, then serves it and asserts (in its own
+cells) that live accuracy from the labels it sends is right and that drift flags exactly the
+feature it shifts; this test then checks the registry it wrote: the two versions are the
+same model (fingerprint, metrics, predictions).
 """
 
 from __future__ import annotations
