@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
@@ -68,6 +69,7 @@ def create_app(settings: Settings, *, worker: int | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         await asyncio.to_thread(state.log.start)
         await catalog.load_all()
+        settle_heap()
         _handle_sighup(catalog)
         background = [
             task
@@ -161,3 +163,16 @@ def _handle_sighup(catalog: ModelCatalog) -> None:
 
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload_in_background)
+
+
+def settle_heap() -> None:
+    """Move everything alive after startup (modules, models) out of the collector's sight.
+
+    scikit-learn, pandas, SciPy and skops leave a heap of about a million objects that every
+    full collection walks; under load that is a pause of about 100 ms every few seconds, the
+    whole p99 of 1-row requests (`make bench`: 106 ms against 10 ms with the collector off).
+    ``gc.freeze`` puts them in the permanent generation: reference counting still frees them,
+    only the cycle collector skips them (what CPython's docs recommend for long-lived heaps).
+    """
+    gc.collect()
+    gc.freeze()
