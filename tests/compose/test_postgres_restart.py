@@ -42,14 +42,15 @@ class Load:
                     answer = client.post(
                         self.url,
                         json={"instances": instances(count)},
-                        headers={"X-Request-ID": request_id},
+                        headers={"X-Request-ID": request_id},  # a correlation id only
                     )
                     outcome = answer.status_code
                 except httpx.HTTPError as exc:
                     outcome = repr(exc)  # type: ignore[assignment]
                 with self._lock:
                     if outcome == 200:
-                        self.answered[request_id] = count
+                        # The log's key is the id the server made (answer's request_id).
+                        self.answered[answer.json()["request_id"]] = count
                         self.answered_at.append(time.monotonic())
                     else:
                         self.refused.append(f"{request_id}: {outcome}")

@@ -65,16 +65,18 @@ def test_readiness_reports_the_postgres_log(stack: ComposeStack) -> None:
 
 
 def test_predictions_are_readable_through_the_reader_role(stack: ComposeStack) -> None:
-    request_id = str(uuid.uuid4())
+    correlation = str(uuid.uuid4())
 
-    assert predict(stack, 3, request_id).status_code == 200
+    answer = predict(stack, 3, correlation)
+    assert answer.status_code == 200
     stack.wait_spool_drained()
     rows = stack.psql(
-        f"SELECT row_index, model_version FROM predictions "  # request_id: a uuid4 of ours
-        f"WHERE request_id = '{request_id}' ORDER BY row_index"
+        f"SELECT row_index, model_version, request_id FROM predictions "  # a uuid4 of ours
+        f"WHERE client_request_id = '{correlation}' ORDER BY row_index"
     )
 
-    assert rows == [[str(i), served_version(stack)] for i in range(3)]
+    served = answer.json()["request_id"]
+    assert rows == [[str(i), served_version(stack), served] for i in range(3)]
 
 
 def test_reader_role_cannot_write_the_log(stack: ComposeStack) -> None:
