@@ -1,12 +1,13 @@
 """Drain benchmark: how fast does a full spool replay into PostgreSQL?
 
-Fills a spool with N records (one row each, the 30 breast-cancer features, two class
-probabilities) through the real ``append`` path, then replays it with the real writer into
-a throwaway PostgreSQL cluster (fsync on) and reports rows/s per insert method (the methods
-are described in serving/predlog/postgres.py):
+Fills a spool with N rows (the 30 breast-cancer features, two class probabilities) in
+requests of ``--request-rows`` rows, appended one request at a time through the real
+``append`` path, then replays it with the real writer into a throwaway PostgreSQL cluster
+(fsync on) and reports rows/s per insert method (serving/predlog/postgres.py):
 
-    python -m bench.drain                      # 300,000 records, COPY (the log's method)
-    python -m bench.drain --method all         # vs always-staging and executemany
+    python -m bench.drain                      # 300,000 one-row requests, COPY (the log's)
+    python -m bench.drain --request-rows 100   # 300,000 rows in 100-row requests
+    python -m bench.drain --method all         # vs always staging (a replay's path)
 """
 
 from __future__ import annotations
@@ -46,8 +47,9 @@ class Result:
         return self.rows / self.drain_seconds
 
 
-def fill_spool(directory: Path, records: int, seed: int = 0) -> float:
-    """Append ``records`` one-row records; returns the mean append cost in microseconds."""
+def fill_spool(directory: Path, records: int, request_rows: int = 1, seed: int = 0) -> float:
+    """Append ``records`` rows in requests of ``request_rows``; returns the mean append cost
+    per request in microseconds."""
     data = load_breast_cancer()
     schema = ModelSchema(
         "breast_cancer", "bench", tuple(data.feature_names), ("malignant", "benign")
@@ -58,15 +60,17 @@ def fill_spool(directory: Path, records: int, seed: int = 0) -> float:
     spool = Spool(directory, max_bytes=1 << 40, segment_bytes=64 << 20)
     spool.open()
     spent = 0.0
+    starts = range(0, records, request_rows)
     try:
-        for i in range(records):
+        for i in starts:
+            j = min(i + request_rows, records)
             record = PredictionRecord(
                 str(uuid.uuid4()),
                 time.time(),
                 schema,
-                rows[i : i + 1],
-                ["malignant" if p[i] > 0.5 else "benign"],
-                np.array([[p[i], 1 - p[i]]]),
+                rows[i:j],
+                ["malignant" if x > 0.5 else "benign" for x in p[i:j]],
+                np.column_stack([p[i:j], 1 - p[i:j]]),
                 1.5,
             )
             started = time.perf_counter()
@@ -74,7 +78,7 @@ def fill_spool(directory: Path, records: int, seed: int = 0) -> float:
             spent += time.perf_counter() - started
     finally:
         spool.close()
-    return spent / records * 1e6
+    return spent / len(starts) * 1e6
 
 
 def drain(url: str, spool_dir: Path, method: Method, batch_rows: int, threads: int) -> float:
@@ -111,14 +115,16 @@ def drain(url: str, spool_dir: Path, method: Method, batch_rows: int, threads: i
     return elapsed
 
 
-def run(records: int, methods: list[Method], batch_rows: int, threads: int) -> list[Result]:
+def run(
+    records: int, methods: list[Method], batch_rows: int, threads: int, request_rows: int = 1
+) -> list[Result]:
     results = []
     cluster = PgCluster(fsync=True)
     work = Path(tempfile.mkdtemp(prefix="skship-drain-"))
     try:
         cluster.start()
         template = work / "template"
-        append_us = fill_spool(template, records)
+        append_us = fill_spool(template, records, request_rows)
         spool_mib = sum(f.stat().st_size for f in template.glob(f"*{SUFFIX}")) / 2**20
         for method in methods:
             dbname = f"drain_{method}"
@@ -144,15 +150,14 @@ def run(records: int, methods: list[Method], batch_rows: int, threads: int) -> l
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.drain", description=__doc__)
     parser.add_argument("--records", type=int, default=300_000)
-    parser.add_argument(
-        "--method", choices=["copy", "staging", "executemany", "all"], default="copy"
-    )
+    parser.add_argument("--method", choices=["copy", "staging", "all"], default="copy")
+    parser.add_argument("--request-rows", type=int, default=1, help="rows per request (1)")
     parser.add_argument("--batch-rows", type=int, default=5000, help="LOG_BATCH_ROWS (5000)")
     parser.add_argument("--connections", type=int, default=2, help="LOG_WRITER_CONNECTIONS (2)")
     args = parser.parse_args(argv)
-    every = ["copy", "staging", "executemany"]
+    every = ["copy", "staging"]
     methods = cast(list[Method], every if args.method == "all" else [args.method])
-    results = run(args.records, methods, args.batch_rows, args.connections)
+    results = run(args.records, methods, args.batch_rows, args.connections, args.request_rows)
     header = ("method", "rows", "spool MiB", "append µs", "drain s", "rows/s")
     print("{:<12} {:>9} {:>10} {:>10} {:>8} {:>9}".format(*header))
     for r in results:

@@ -79,7 +79,10 @@ class LoadedModel:
         self.ref = {"name": meta.name, "version": meta.version}
         self.features = FeatureSchema(meta.features)
         self.classes = tuple(meta.classes) if meta.classes is not None else None
-        self.log_schema = ModelSchema(meta.name, meta.version, self.features.names, self.classes)
+        kinds = None if self.features.numeric_only else tuple(s.type for s in meta.features)
+        self.log_schema = ModelSchema(
+            meta.name, meta.version, self.features.names, self.classes, kinds
+        )
         self._class_array = np.array(self.classes, dtype=object) if self.classes else None
         self.info_json = orjson.dumps(describe(loaded))
         pipeline = loaded.pipeline

@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 from serving.predlog.labels import LABELS_SUFFIX
-from serving.predlog.spool import LOCK_FILE, SUFFIX, Spool, lock_folder
+from serving.predlog.spool import LEGACY_SUFFIX, LOCK_FILE, SUFFIX, Spool, lock_folder
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def adopt(spool_dir: Path, workers: int) -> int:
             (
                 path
                 for folder in sources
-                for suffix in (SUFFIX, LABELS_SUFFIX)
+                for suffix in (SUFFIX, LEGACY_SUFFIX, LABELS_SUFFIX)
                 for path in folder.glob(f"*{suffix}")
             ),
             key=lambda path: path.name,
@@ -115,7 +115,7 @@ def adopt(spool_dir: Path, workers: int) -> int:
 def _free_name(folder: Path, name: str) -> Path:
     """``folder/name``, or the next free name in the same order (names are nanoseconds)."""
     path = folder / name
-    suffix = LABELS_SUFFIX if name.endswith(LABELS_SUFFIX) else SUFFIX
+    suffix = next((s for s in (LABELS_SUFFIX, LEGACY_SUFFIX) if name.endswith(s)), SUFFIX)
     stem = int(name.removesuffix(suffix)) if name.removesuffix(suffix).isdigit() else None
     while path.exists():
         if stem is None:

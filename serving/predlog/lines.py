@@ -1,4 +1,8 @@
-"""The spool's line format: one PostgreSQL COPY text row per predicted instance.
+"""The spool's line format before format 4: one PostgreSQL COPY text row per instance.
+
+Servers before migration 0004 wrote segments of these rows (``*.tsv``); ``legacy.py``
+parses them to convert such segments. ``RowEncoder`` stays for that conversion's tests and
+for ``bench.layouts``, which measures it against today's ``frames.py``.
 
 A segment is a header line, then rows exactly as ``COPY predictions (COLUMNS) FROM STDIN``
 reads them: eleven tab-separated fields, backslash escapes, ``\\N`` for NULL. The appender

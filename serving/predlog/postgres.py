@@ -1,10 +1,10 @@
 """The PostgreSQL store's writing side: a self-healing pool and COPY-based batch inserts.
 
-A batch is one transaction: COPY into a session-private staging table, then
-INSERT ... ON CONFLICT DO NOTHING into ``predictions``, so a replayed batch never
-duplicates. ``bench.drain`` measured this at several times the rows/s of ``executemany``
-in pipeline mode (docs/performance.md, "The log's write methods");
-``method="executemany"`` keeps the slower path for that comparison.
+A batch is one transaction: the model rows its requests refer to (once per store), then
+the spooled COPY BINARY tuples streamed as they are into ``prediction_requests``. A
+replayed batch (a request already stored) is copied into a session-private staging table
+instead and moved with INSERT ... ON CONFLICT DO NOTHING, so it never duplicates;
+``method="staging"`` always does that, for ``bench.drain``'s comparison.
 
 The pool holds one connection per writer thread, checks it before each batch and replaces
 it when the server restarted or was killed; while it cannot connect, ``write`` raises
@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import psycopg
 from psycopg import errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from serving.predlog import lines, migrations, sql
+from serving.predlog import migrations, sql
 from serving.predlog.feedback import FeedbackRecord
+from serving.predlog.frames import COPY_SIGNATURE, COPY_TRAILER, ModelRow
 from serving.predlog.reader import Rows
 from serving.predlog.store import (
     Encoded,
@@ -34,9 +35,9 @@ from serving.predlog.store import (
 
 logger = logging.getLogger(__name__)
 
-Method = Literal["copy", "staging", "executemany"]
+Method = Literal["copy", "staging"]
 """copy: COPY into the table, staging only for batches holding duplicates (the log's choice);
-staging: always COPY to staging + INSERT ... ON CONFLICT; executemany: pipelined INSERTs."""
+staging: always COPY to staging + INSERT ... ON CONFLICT."""
 
 # Class 22 (data exception) and 23 (integrity): the values are at fault, not the server.
 _REJECTED = (psycopg.DataError, psycopg.IntegrityError)
@@ -74,6 +75,8 @@ class PostgresStore:
             name="skship-log-writer",
         )
         self._busy: set[psycopg.Connection[Any]] = set()
+        self._models: set[int] = set()
+        """Keys of the model rows known to be in the database."""
 
     def open(self) -> None:
         self._pool.open(wait=False)
@@ -88,12 +91,7 @@ class PostgresStore:
             logger.info("applied migration %04d_%s", migration.version, migration.name)
 
     def encode(self, rows: Rows) -> Encoded:
-        if self.method != "executemany":
-            return Encoded(rows.rows, rows.chunks)  # COPY text already: streamed as is
-        try:
-            return Encoded(rows.rows, list(_param_rows(rows)))
-        except ValueError as exc:
-            raise RowsRejectedError(str(exc)) from exc
+        return Encoded(rows.rows, rows)  # COPY BINARY tuples already: streamed as they are
 
     def write(self, batch: Encoded) -> int:
         try:
@@ -108,27 +106,32 @@ class PostgresStore:
         except errors.InsufficientPrivilege as exc:
             raise StoreMisconfiguredError("the database role may not insert", str(exc)) from exc
         except psycopg.OperationalError as exc:
+            self._models.clear()  # perhaps a new database: write the model rows again
             raise unavailable("PostgreSQL write failed", exc) from exc
         except (psycopg.Error, PoolTimeout) as exc:
+            self._models.clear()
             raise StoreUnavailableError(f"PostgreSQL write failed: {exc}") from exc
 
     def _write(self, conn: psycopg.Connection[Any], batch: Encoded) -> int:
-        if self.method == "executemany":
-            with conn.transaction(), conn.cursor() as cur:
-                cur.executemany(sql.PG_INSERT_ROW, batch.data)
-                return max(cur.rowcount, 0)
+        rows: Rows = batch.data
+        models = [m for key, m in rows.models.items() if key not in self._models]
         if self.method == "copy":
             try:
                 with conn.transaction(), conn.cursor() as cur:
-                    _copy(cur, sql.PG_COPY_DIRECT, batch.data)
-                    return batch.rows
+                    _insert_models(cur, models)
+                    _copy(cur, sql.PG_COPY_DIRECT, rows.chunks)
+                self._models.update(m.key for m in models)
+                return batch.rows
             except errors.UniqueViolation:
-                pass  # a replay: some rows are in already; skip those
+                pass  # a replay: some requests are in already; skip those
         with conn.transaction(), conn.cursor() as cur:
+            _insert_models(cur, models)
             cur.execute(sql.PG_CREATE_STAGING)
-            _copy(cur, sql.PG_COPY_STAGING, batch.data)
+            _copy(cur, sql.PG_COPY_STAGING, rows.chunks)
             cur.execute(sql.PG_INSERT_FROM_STAGING)
-            return max(cur.rowcount, 0)
+            found = cur.fetchone()
+        self._models.update(m.key for m in models)
+        return int(found[0]) if found else 0
 
     def write_feedback(self, records: Sequence[FeedbackRecord]) -> int:
         """Upsert labels in one transaction; returns rows inserted or replaced.
@@ -198,10 +201,17 @@ def unavailable(context: str, exc: psycopg.Error) -> StoreUnavailableError:
     return StoreUnavailableError(f"{context}: {text}")
 
 
+def _insert_models(cur: psycopg.Cursor[Any], models: Sequence[ModelRow]) -> None:
+    if models:
+        cur.executemany(sql.PG_INSERT_MODEL, [model.params() for model in models])
+
+
 def _copy(cur: psycopg.Cursor[Any], statement: str, chunks: list[bytes]) -> None:
     with cur.copy(statement) as copy:
+        copy.write(COPY_SIGNATURE)
         for chunk in chunks:
             copy.write(chunk)
+        copy.write(COPY_TRAILER)
 
 
 def _feedback_row(seq: int, record: FeedbackRecord) -> tuple[Any, ...]:
@@ -209,10 +219,3 @@ def _feedback_row(seq: int, record: FeedbackRecord) -> tuple[Any, ...]:
         seq, record.canonical_request_id(), record.row_index, record.label_json(),
         record.received(), record.client_id,
     )  # fmt: skip
-
-
-def _param_rows(rows: Rows) -> Iterator[dict[str, Any]]:
-    """The spooled rows as INSERT parameters (only for the executemany comparison)."""
-    for chunk in rows.chunks:
-        for line in chunk.splitlines():
-            yield dict(zip(sql.COLUMN_NAMES, lines.parse(line), strict=True))

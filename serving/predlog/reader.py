@@ -1,11 +1,12 @@
-"""The writer threads' side of the spool: read batches of rows, forget them once committed.
+"""The writer threads' side of the spool: read batches of requests, forget them once committed.
 
-Rows are COPY text already (``lines.py``): a batch is the segment bytes themselves, cut at
-line ends, never parsed here. Reading never goes past a segment's published size, so a
-line the appender is still writing is never seen. A sealed segment left by a killed
-process may end in a torn line (the kill landed mid-write, so that request was never
-answered): it is skipped and counted. A line without the ten fields of a row cannot be
-stored anywhere: it is counted as dropped and logged.
+Requests are COPY BINARY tuples already (``frames.py``): a batch is whole frames' payloads,
+never parsed here, and the model rows its tuples refer to. Reading never goes past a
+segment's published size, so a frame the appender is still writing is never seen. A sealed
+segment left by a killed process may end in a torn frame (the kill landed mid-write, so
+that micro-batch was never answered): it is skipped and counted. A frame with a wrong
+header or a payload that fails its CRC cannot be trusted, nor can what follows it: the rest
+of that segment is counted as dropped and logged.
 """
 
 from __future__ import annotations
@@ -18,44 +19,53 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from serving.predlog import lines
+from serving.predlog import frames
+from serving.predlog.frames import HEADER, ModelRow
 from serving.predlog.spool import Segment, Spool
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1024 * 1024
-_TABS = lines.FIELDS - 1
 
 
 @dataclass(eq=False)
 class Rows:
-    """Complete spooled rows as bytes: ``chunks`` joined are ``rows`` newline-ended lines."""
+    """Spooled requests: ``chunks`` are COPY BINARY tuples holding ``rows`` instances."""
 
     chunks: list[bytes] = field(default_factory=list)
     rows: int = 0
+    models: dict[int, ModelRow] = field(default_factory=dict)
+    """The model rows the tuples refer to (and perhaps others)."""
 
     def add(self, chunk: bytes, rows: int) -> None:
         self.chunks.append(chunk)
         self.rows += rows
 
-    def halves(self) -> tuple[Rows, Rows]:
-        """Split by lines (to isolate a row the store refuses)."""
-        split = b"".join(self.chunks).splitlines(keepends=True)
+    def halves(self) -> tuple[Rows, Rows] | None:
+        """Split by requests (to isolate one the store refuses); None for one request."""
+        try:
+            split = [t for chunk in self.chunks for t in frames.split_tuples(chunk)]
+        except ValueError:
+            return None
+        if len(split) < 2:
+            return None
         middle = len(split) // 2
-        return Rows([b"".join(split[:middle])], middle), Rows(
-            [b"".join(split[middle:])], len(split) - middle
+        first, second = split[:middle], split[middle:]
+        return (
+            Rows([b"".join(t for t, _ in first)], sum(n for _, n in first), self.models),
+            Rows([b"".join(t for t, _ in second)], sum(n for _, n in second), self.models),
         )
 
 
 @dataclass(eq=False)
 class Batch:
-    """Rows read together; committing it advances the spool past ``ends``."""
+    """Requests read together; committing it advances the spool past ``ends``."""
 
     rows: Rows = field(default_factory=Rows)
     ends: list[tuple[Segment, int]] = field(default_factory=list)
     committed: bool = False
     oldest: float | None = None
-    """created_at of its first (oldest) row."""
+    """created_at of its first (oldest) request."""
 
 
 @dataclass(eq=False)
@@ -81,6 +91,7 @@ class SpoolReader:
         self._unreadable: set[Segment] = set()
         self._outstanding: collections.deque[Batch] = collections.deque()
         self._lock = threading.Lock()
+        self._models: dict[int, ModelRow] = {}
 
     def oldest(self) -> float | None:
         """created_at of the oldest record read and not yet committed."""
@@ -95,11 +106,12 @@ class SpoolReader:
         """The next rows, up to ``max_rows`` (possibly none, with segments to forget)."""
         with self._lock:
             batch = self._read()
-            if batch.rows.rows:
+            if batch.rows.chunks:
                 try:
-                    batch.oldest = lines.row_time(batch.rows.chunks[0])
-                except (ValueError, IndexError):
+                    batch.oldest = frames.first_time(batch.rows.chunks[0])
+                except (ValueError, IndexError, OverflowError):
                     batch.oldest = None
+                batch.rows.models = dict(self._models)
             self._outstanding.append(batch)
             return batch
 
@@ -126,53 +138,63 @@ class SpoolReader:
 
     def _read_segment(self, segment: Segment, cursor: _Cursor, batch: Batch) -> None:
         end = segment.size
-        header = len(lines.HEADER)
-        if cursor.offset == 0 and end >= header and os.pread(cursor.fd, header, 0) == lines.HEADER:
+        header = len(frames.SEGMENT_HEADER)
+        if cursor.offset == 0 and end >= header:
+            if os.pread(cursor.fd, header, 0) != frames.SEGMENT_HEADER:
+                self._corrupt(segment, cursor, "a segment without the spool's header", 0)
+                return
             cursor.offset = header
         while cursor.offset < end and batch.rows.rows < self.max_rows:
             chunk = os.pread(cursor.fd, min(end - cursor.offset, _CHUNK), cursor.offset)
-            last = chunk.rfind(b"\n")
-            if last < 0 and cursor.offset + len(chunk) < end:
-                chunk = os.pread(cursor.fd, end - cursor.offset, cursor.offset)
-                last = chunk.rfind(b"\n")
-            if last < 0:
-                if segment.sealed:
+            if len(chunk) >= HEADER.size:
+                _magic, length, _n, _crc = HEADER.unpack_from(chunk, 0)
+                whole = HEADER.size + length
+                if len(chunk) < whole <= end - cursor.offset:  # one frame bigger than a chunk
+                    chunk = os.pread(cursor.fd, whole, cursor.offset)
+            consumed, problem = self._take(chunk, batch)
+            if problem is not None:
+                cursor.offset += consumed
+                self._corrupt(segment, cursor, problem, end - cursor.offset)
+                return
+            if consumed == 0:
+                if batch.rows.rows:
+                    return  # the next frame goes into the next batch
+                if segment.sealed:  # left incomplete by a process killed mid-write
                     logger.warning(
-                        "skipping a torn last line in %s (the process was killed mid-write,"
-                        " before that response was sent)", segment.path,
+                        "skipping a torn last frame in %s (the process was killed mid-write,"
+                        " before those responses were sent)", segment.path,
                     )  # fmt: skip
                     self.on_lost("torn", 1)
-                cursor.offset = end
+                    cursor.offset = end
                 return
-            chunk = self._take(chunk[: last + 1], self.max_rows - batch.rows.rows)
-            cursor.offset += len(chunk)
-            self._add_checked(chunk, batch, segment)
+            cursor.offset += consumed
 
-    @staticmethod
-    def _take(chunk: bytes, rows: int) -> bytes:
-        """The first ``rows`` lines of ``chunk`` (all of it when it holds no more)."""
-        if chunk.count(b"\n") <= rows:
-            return chunk
-        end = -1
-        for _ in range(rows):
-            end = chunk.index(b"\n", end + 1)
-        return chunk[: end + 1]
+    def _take(self, chunk: bytes, batch: Batch) -> tuple[int, str | None]:
+        """Add the complete frames of ``chunk`` to ``batch`` while it has room; returns the
+        bytes consumed and, at a frame that cannot be trusted, why."""
+        consumed = 0
+        try:
+            for item in frames.scan(chunk):
+                if item.magic == frames.MODEL_MAGIC:
+                    model = ModelRow.from_json(item.payload)
+                    self._models[model.key] = model
+                elif batch.rows.rows and batch.rows.rows + item.instances > self.max_rows:
+                    break
+                else:
+                    batch.rows.add(item.payload, item.instances)
+                consumed = item.end
+        except (frames.CorruptFrameError, ValueError, KeyError) as exc:
+            return consumed, str(exc)
+        return consumed, None
 
-    def _add_checked(self, chunk: bytes, batch: Batch, segment: Segment) -> None:
-        """Add whole rows; drop (and count) any line that is not a row of ten fields."""
-        rows = chunk.count(b"\n")
-        if chunk.count(b"\t") == _TABS * rows:  # one C pass: the usual case
-            batch.rows.add(chunk, rows)
-            return
-        good = []
-        for line in chunk.splitlines(keepends=True):
-            if line.count(b"\t") == _TABS:
-                good.append(line)
-            else:
-                logger.error("dropping a line that is not a prediction row in %s", segment.path)
-                self.on_lost("corrupt", 1)
-        if good:
-            batch.rows.add(b"".join(good), len(good))
+    def _corrupt(self, segment: Segment, cursor: _Cursor, why: str, size: int) -> None:
+        """Drop the rest of ``segment`` (nothing after a bad frame can be trusted)."""
+        logger.error(
+            "dropping the rest of spool segment %s (%d bytes) from offset %d: %s",
+            segment.path, size, cursor.offset, why,
+        )  # fmt: skip
+        self.on_lost("corrupt", 1)
+        cursor.offset = segment.size
 
     def commit(self, batch: Batch) -> None:
         """The batch's rows are in the store: delete segments nothing is left in."""

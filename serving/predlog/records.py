@@ -31,6 +31,8 @@ class ModelSchema:
     feature_names: tuple[str, ...]
     classes: tuple[str, ...] | None
     """Column order of ``PredictionRecord.probabilities``; None for regressors."""
+    feature_kinds: tuple[str, ...] | None = None
+    """'number', 'category' or 'boolean' per feature; None when all are numbers."""
 
 
 @dataclass(frozen=True, slots=True)

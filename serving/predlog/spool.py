@@ -1,11 +1,12 @@
 """The local append-only spool: records reach it before their response is sent.
 
-The spool is a folder of segment files named by creation time (``<ns>.tsv``). A segment
-is a header line, then one COPY text row per predicted instance (``lines.py``), so the
-writer streams it into the database as is. One ``PredictionLog.append`` call (one
-micro-batch of requests) is one ``os.write`` of complete lines: the page cache holds them
-once it returns, so they survive SIGTERM and SIGKILL of this process (not power loss,
-unless the opt-in periodic fsync is on).
+The spool is a folder of segment files named by creation time (``<ns>.skb``). A segment
+is a header, then frames (``frames.py``): a model version's names the first time the
+segment holds its requests, and for each micro-batch one frame of COPY BINARY tuples, one
+per request, which the writer streams into the database as they are. One
+``PredictionLog.append`` call (one micro-batch) is one ``os.write`` of complete frames:
+the page cache holds them once it returns, so they survive SIGTERM and SIGKILL of this
+process (not power loss, unless the opt-in periodic fsync is on).
 
 One process owns a spool folder at a time (``flock`` on ``.lock``); segments present when
 it opens the folder were left by an earlier process and are replayed. The writer threads
@@ -22,11 +23,12 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from serving.predlog import lines
-from serving.predlog.lines import HEADER, RowEncoder, TimeText
+from serving.predlog import frames, legacy
+from serving.predlog.frames import SEGMENT_HEADER as HEADER
+from serving.predlog.frames import RequestEncoder
 from serving.predlog.records import (
     LogFullError,
     LogUnavailableError,
@@ -36,7 +38,9 @@ from serving.predlog.records import (
 
 logger = logging.getLogger(__name__)
 
-SUFFIX = ".tsv"
+SUFFIX = ".skb"
+LEGACY_SUFFIX = ".tsv"
+"""Segments of format 2 and 3 (COPY text rows), left by an older version: converted at open."""
 CAP_WARNING_INTERVAL = 10.0
 """Seconds between two warnings that the spool is at its cap."""
 LOCK_FILE = ".lock"
@@ -48,13 +52,15 @@ class SpoolLockedError(Exception):
 
 @dataclass(eq=False)
 class Segment:
-    """One spool file; ``size`` only ever covers complete lines."""
+    """One spool file; ``size`` only ever covers complete frames."""
 
     path: Path
     size: int
     sealed: bool
     synced: int = 0
     fd: int | None = None
+    models: set[int] = field(default_factory=set)
+    """Keys of the model versions whose names this segment holds."""
 
 
 class Spool:
@@ -83,8 +89,10 @@ class Spool:
         self.leftover_rows = 0
         """Rows found in segments an earlier process left."""
         self._accepting = False
-        self._encoders: dict[ModelSchema, RowEncoder] = {}
-        self._time_text = TimeText()
+        self._encoders: dict[ModelSchema, RequestEncoder] = {}
+        self.leftover_lost: dict[str, int] = {}
+        """Rows of an older version's segments that could not be converted, by reason
+        ('torn', 'corrupt'); the writer counts them."""
 
     @property
     def spooled_bytes(self) -> int:
@@ -113,11 +121,13 @@ class Spool:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd = lock_folder(self.directory)
         self._accepting = True
+        for path in sorted(self.directory.glob(f"*{LEGACY_SUFFIX}")):
+            self._convert(path)
         for path in sorted(self.directory.glob(f"*{SUFFIX}")):
-            data = _upgraded(path, path.read_bytes())
+            data = path.read_bytes()
             self._segments.append(Segment(path, len(data), sealed=True, synced=len(data)))
             self._bytes += len(data)
-            self.leftover_rows += data.count(b"\n") - data.count(HEADER)
+            self.leftover_rows += instances(data)
         if self._segments:
             logger.info(
                 "replaying %d spool segment(s), %d bytes, left by an earlier process",
@@ -125,7 +135,7 @@ class Spool:
             )  # fmt: skip
 
     def append(self, records: Sequence[PredictionRecord]) -> None:
-        """Write ``records`` as complete lines with one ``os.write``, or refuse them all."""
+        """Write ``records`` as complete frames with one ``os.write``, or refuse them all."""
         with self._lock:
             if not self._accepting:
                 raise LogUnavailableError("the prediction log is not open")
@@ -133,13 +143,9 @@ class Spool:
             if segment is None or segment.size >= self.segment_bytes:
                 segment = self._roll()
             parts: list[bytes] = [] if segment.size else [HEADER]
-            rows = 0
-            for record in records:
-                encoder = self._encoders.get(record.model)
-                if encoder is None:
-                    encoder = self._encoders[record.model] = RowEncoder(record.model)
-                parts.append(encoder.encode(record, self._time_text))
-                rows += len(record.predictions)
+            payload, rows, new_models = self._encode(records, segment)
+            parts += [encoder.model_frame for encoder in new_models]
+            parts.append(frames.frame(frames.REQUESTS_MAGIC, payload, rows))
             data = b"".join(parts)
             if self._bytes + len(data) > self.max_bytes:
                 if not self.full:
@@ -149,10 +155,46 @@ class Spool:
                     f"prediction spool is at its cap ({self.max_bytes} bytes)", self.retry_after
                 )
             self._write(segment, data)
+            segment.models.update(encoder.model.key for encoder in new_models)
             segment.size += len(data)
             self._bytes += len(data)
             self.appended_rows += rows
             self.unwritable = None
+
+    def _encode(
+        self, records: Sequence[PredictionRecord], segment: Segment
+    ) -> tuple[bytes, int, list[RequestEncoder]]:
+        """The micro-batch's tuples, its instances, and the encoders of models whose names
+        ``segment`` does not hold yet (their frames go before the tuples)."""
+        by_model: dict[ModelSchema, list[PredictionRecord]] = {}
+        rows = 0
+        for record in records:
+            by_model.setdefault(record.model, []).append(record)
+            rows += len(record.predictions)
+        parts, new = [], []
+        for schema, group in by_model.items():
+            encoder = self._encoders.get(schema)
+            if encoder is None:
+                encoder = self._encoders[schema] = RequestEncoder(schema)
+            if encoder.model.key not in segment.models:
+                new.append(encoder)
+            parts.append(encoder.encode(group))
+        return b"".join(parts), rows, new
+
+    def _convert(self, path: Path) -> None:
+        """Rewrite a segment an older version left (COPY text rows) as frames, atomically."""
+        converted = legacy.convert(path.read_bytes())
+        target = path.with_suffix(SUFFIX)
+        tmp = path.with_name(f".{target.name}.upgrade")
+        with open(tmp, "wb") as handle:
+            handle.write(converted.data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+        path.unlink()
+        for reason, count in converted.lost.items():
+            self.leftover_lost[reason] = self.leftover_lost.get(reason, 0) + count
+        logger.info("converted spool segment %s to the current format", path.name)
 
     def _roll(self) -> Segment:
         """Seal the active segment and open a new one (called under the lock)."""
@@ -310,16 +352,12 @@ def _locked(directory: Path) -> str:
     )
 
 
-def _upgraded(path: Path, data: bytes) -> bytes:
-    """A segment left by an older version, rewritten (atomically) in today's row format."""
-    upgraded = lines.upgrade(data)
-    if upgraded is None:
-        return data
-    tmp = path.with_name(f".{path.name}.upgrade")
-    with open(tmp, "wb") as handle:
-        handle.write(upgraded)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    logger.info("upgraded spool segment %s to the current row format", path.name)
-    return upgraded
+def instances(data: bytes) -> int:
+    """Instances in a segment's complete frames (for the leftover count; 0 when corrupt)."""
+    count = 0
+    try:
+        for item in frames.scan(data, len(HEADER) if data.startswith(HEADER) else len(data)):
+            count += item.instances
+    except frames.CorruptFrameError:
+        pass
+    return count

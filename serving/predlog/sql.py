@@ -12,8 +12,13 @@ COLUMN_NAMES = (
     "request_id", "row_index", "created_at", "model_name", "model_version",
     "features", "prediction", "probabilities", "latency_ms", "client_id", "client_request_id",
 )  # fmt: skip
-"""In the order of a spooled row's fields (serving/predlog/lines.py)."""
+"""The columns of ``predictions`` (a view on PostgreSQL, a table on SQLite)."""
 COLUMNS = ", ".join(COLUMN_NAMES)
+REQUEST_COLUMNS = (
+    'request_id, created_at, model_key, row_count, features, labels, "values", '
+    "probabilities, latency_ms, feature_texts, client_id, client_request_id"
+)
+"""prediction_requests' columns in the order of a spooled tuple's fields (frames.py)."""
 
 # -- migrations --------------------------------------------------------------------------
 
@@ -45,29 +50,28 @@ INSERT INTO schema_migrations (version, name, checksum) VALUES (:version, :name,
 
 # -- writing -----------------------------------------------------------------------------
 
-# A batch is copied straight into the table. COPY cannot skip duplicates, so when one is
-# there already (a replay after a crash) the batch is copied into a session-private staging
-# table instead and moved with INSERT ... ON CONFLICT DO NOTHING.
-PG_COPY_DIRECT = f"COPY predictions ({COLUMNS}) FROM STDIN"
+# A batch is copied straight into the table, after the model rows its requests refer to.
+# COPY cannot skip duplicates, so when a request is there already (a replay after a crash)
+# the batch is copied into a session-private staging table instead and moved with
+# INSERT ... ON CONFLICT DO NOTHING, which counts the instances it added.
+PG_INSERT_MODEL = """
+INSERT INTO prediction_models (model_key, model_name, model_version, feature_names,
+    feature_kinds, classes, features_format, probabilities_format)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING"""
+PG_COPY_DIRECT = f"COPY prediction_requests ({REQUEST_COLUMNS}) FROM STDIN (FORMAT binary)"
 PG_CREATE_STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS predictions_staging (
-    request_id uuid, row_index integer, created_at timestamptz, model_name text,
-    model_version text, features json, prediction text, probabilities json,
-    latency_ms double precision, client_id text, client_request_id text
-) ON COMMIT DELETE ROWS"""
-PG_COPY_STAGING = f"COPY predictions_staging ({COLUMNS}) FROM STDIN"
+CREATE TEMP TABLE IF NOT EXISTS prediction_requests_staging
+    (LIKE prediction_requests INCLUDING STORAGE) ON COMMIT DELETE ROWS"""
+PG_COPY_STAGING = f"COPY prediction_requests_staging ({REQUEST_COLUMNS}) FROM STDIN (FORMAT binary)"
 PG_INSERT_FROM_STAGING = f"""
-INSERT INTO predictions ({COLUMNS})
-SELECT request_id, row_index, created_at, model_name, model_version,
-       features, prediction, probabilities, latency_ms, client_id, client_request_id
-FROM predictions_staging
-ON CONFLICT DO NOTHING"""
-PG_INSERT_ROW = f"""
-INSERT INTO predictions ({COLUMNS})
-VALUES (%(request_id)s, %(row_index)s, %(created_at)s, %(model_name)s,
-        %(model_version)s, %(features)s::json, %(prediction)s, %(probabilities)s::json,
-        %(latency_ms)s, %(client_id)s, %(client_request_id)s)
-ON CONFLICT DO NOTHING"""
+WITH added AS (
+    INSERT INTO prediction_requests ({REQUEST_COLUMNS})
+    SELECT {REQUEST_COLUMNS} FROM prediction_requests_staging
+    ON CONFLICT DO NOTHING
+    RETURNING row_count
+)
+SELECT coalesce(sum(row_count), 0)::bigint FROM added"""
 PING = "SELECT 1"
 
 SQLITE_INSERT_ROW = f"""

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import uuid
+import struct
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from serving.predlog import lines, migrations, sql
+import orjson
+
+from serving.predlog import frames, migrations, sql
 from serving.predlog.feedback import FeedbackRecord
 from serving.predlog.reader import Rows
 from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError
@@ -90,7 +92,7 @@ class SqliteStore:
     def encode(self, rows: Rows) -> Encoded:
         try:
             params = list(_rows(rows))
-        except ValueError as exc:  # not ten fields, a request id not a UUID, a bad number
+        except (ValueError, KeyError, IndexError, struct.error) as exc:  # not our tuples
             raise RowsRejectedError(str(exc)) from exc
         return Encoded(len(params), params)
 
@@ -150,13 +152,33 @@ def _feedback_params(record: FeedbackRecord) -> dict[str, Any]:
 
 
 def _rows(rows: Rows) -> Iterator[dict[str, Any]]:
-    """Spooled COPY rows as SQLite parameters: times in the stored text form, UUIDs canonical."""
+    """Spooled requests as SQLite parameters, a row per instance: features and
+    probabilities as JSON objects by name (SQLite has no arrays; docs/log-layout.md)."""
     for chunk in rows.chunks:
-        for line in chunk.splitlines():
-            values: dict[str, Any] = dict(zip(sql.COLUMN_NAMES, lines.parse(line), strict=True))
-            created = str(values["created_at"])  # "YYYY-MM-DD HH:MM:SS.ffffff+00"
-            values["created_at"] = f"{created[:10]}T{created[11:26]}Z"
-            values["request_id"] = str(uuid.UUID(str(values["request_id"])))
-            values["row_index"] = int(str(values["row_index"]))
-            values["latency_ms"] = float(str(values["latency_ms"]))
-            yield values
+        for request in frames.decode(chunk, rows.models):
+            model = rows.models[request.model_key]
+            names, classes = model.feature_names, model.classes or ()
+            created = to_text(request.created_at)
+            probabilities = request.probabilities
+            for i, (values, prediction) in enumerate(
+                zip(request.features, request.predictions, strict=True)
+            ):
+                yield {
+                    "request_id": request.request_id,
+                    "row_index": i,
+                    "created_at": created,
+                    "model_name": model.name,
+                    "model_version": model.version,
+                    "features": orjson.dumps(dict(zip(names, values, strict=True))).decode(),
+                    "prediction": prediction
+                    if isinstance(prediction, str)
+                    else orjson.dumps(prediction).decode(),
+                    "probabilities": None
+                    if probabilities is None
+                    else orjson.dumps(
+                        dict(zip(classes, probabilities[i].tolist(), strict=True))
+                    ).decode(),
+                    "latency_ms": request.latency_ms,
+                    "client_id": request.client_id,
+                    "client_request_id": request.client_request_id,
+                }

@@ -1,14 +1,14 @@
 """The background writer: drains the spool into the store in batches, forever.
 
-Each writer thread reads a batch (spooled rows are COPY text already: PostgreSQL gets the
-bytes as they are), writes it in one transaction and only then lets the spool forget it.
-With two threads (PostgreSQL), one reads while the other's batch is in the database, and
-the server parses two batches at once; the reader forgets a
-segment only when every batch read from it is committed, whatever the order. While the
+Each writer thread reads a batch (spooled requests are COPY BINARY tuples already:
+PostgreSQL gets the bytes as they are), writes it in one transaction and only then lets
+the spool forget it. With two threads (PostgreSQL), one reads while the other's batch is
+in the database, and the server ingests two batches at once; the reader forgets a segment
+only when every batch read from it is committed, whatever the order. While the
 store is down each thread retries its batch with capped exponential backoff; the spool
-keeps growing meanwhile, up to its cap. Rows the store rejects for their values (never
-expected: the API validates) are isolated by bisection, so one bad record cannot block the
-log; they are counted as dropped.
+keeps growing meanwhile, up to its cap. Requests the store rejects for their values (never
+expected: the API validates) are isolated by bisection, so one bad request cannot block
+the log; their rows are counted as dropped.
 """
 
 from __future__ import annotations
@@ -79,6 +79,12 @@ class Writer:
         self._last_sync = time.monotonic()
 
     def start(self) -> None:
+        for reason, rows in self.spool.leftover_lost.items():  # an older version's segments
+            if reason == "torn":
+                self.metrics.torn_lines.inc(rows)
+            else:
+                self.metrics.dropped.labels(reason).inc(rows)
+        self.spool.leftover_lost.clear()
         for thread in self._threads:
             thread.start()
 
@@ -187,14 +193,16 @@ class Writer:
         try:
             inserted = self.store.write(encoded or self.store.encode(rows))
         except RowsRejectedError as exc:
-            if rows.rows > 1:
-                for half in rows.halves():
+            halves = rows.halves()
+            if halves is not None:
+                for half in halves:
                     self._write_isolating(half, None)
                 return
             logger.error(
-                "the store rejected a row; dropping it: %s (%.120r)", exc, b"".join(rows.chunks)
-            )
-            self.metrics.dropped.labels("rejected").inc()
+                "the store rejected a request; dropping its %d row(s): %s (%.120r)",
+                rows.rows, exc, b"".join(rows.chunks),
+            )  # fmt: skip
+            self.metrics.dropped.labels("rejected").inc(rows.rows)
             return
         self.metrics.rows_written.inc(inserted)
         self.metrics.duplicate_rows.inc(rows.rows - inserted)

@@ -189,7 +189,7 @@ def test_sigterm_under_load_flushes_the_spool_before_exit(
         load.wait_for(300)
         live.signal(signal.SIGTERM)
         assert live.wait_exit(timeout=30) == 0
-    assert sorted((tmp_path / "spool").glob("*.tsv")) == []
+    assert sorted((tmp_path / "spool").glob("*.skb")) == []
     logged = stored(url)
     assert load.answered() - logged == Counter()
     assert max(logged.values()) == 1

@@ -7,19 +7,29 @@ from pathlib import Path
 import pytest
 
 from serving import slots
-from serving.predlog.lines import HEADER
-from serving.predlog.spool import Spool, SpoolLockedError
+from serving.predlog.spool import LEGACY_SUFFIX, Spool, SpoolLockedError
+from tests.serving.predlog.helpers import make_record
 
 
 def _segment(folder: Path, name: int, text: str = "rows") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name:020d}.tsv"
+    path = folder / f"{name:020d}.skb"
     path.write_text(text)
     return path
 
 
 def _contents(folders: list[Path]) -> dict[str, list[str]]:
-    return {f.name: sorted(p.read_text() for p in f.glob("*.tsv")) for f in folders}
+    return {f.name: sorted(p.read_text() for p in f.glob("*.skb")) for f in folders}
+
+
+def test_segments_an_older_version_left_are_adopted_too(tmp_path: Path) -> None:
+    old = tmp_path / "slot-1" / f"{1:020d}{LEGACY_SUFFIX}"
+    old.parent.mkdir()
+    old.write_text("old rows")
+
+    slots.claim(tmp_path, 1).release()
+
+    assert [p.read_text() for p in tmp_path.glob(f"*{LEGACY_SUFFIX}")] == ["old rows"]
 
 
 def test_one_process_adopts_every_slot_folder(tmp_path: Path) -> None:
@@ -29,7 +39,7 @@ def test_one_process_adopts_every_slot_folder(tmp_path: Path) -> None:
 
     slots.claim(tmp_path, 1).release()
 
-    assert sorted(p.read_text() for p in tmp_path.glob("*.tsv")) == ["a", "b", "c"]
+    assert sorted(p.read_text() for p in tmp_path.glob("*.skb")) == ["a", "b", "c"]
     assert not (tmp_path / "slot-0").exists()
     assert not (tmp_path / "slot-3").exists()
 
@@ -45,7 +55,7 @@ def test_workers_adopt_the_unslotted_spool_and_slots_beyond_their_number(tmp_pat
     moved = _contents([tmp_path / "slot-0", tmp_path / "slot-1"])
     assert sorted(moved["slot-0"] + moved["slot-1"]) == ["a", "b", "c", "d", "kept"]
     assert moved["slot-1"]  # spread over the slots, so each worker drains a share
-    assert list(tmp_path.glob("*.tsv")) == []
+    assert list(tmp_path.glob("*.skb")) == []
     assert not (tmp_path / "slot-2").exists()
 
 
@@ -60,7 +70,7 @@ def test_a_live_process_in_a_leftover_slot_stops_the_start_and_moves_nothing(
             slots.claim(tmp_path, 2)
     finally:
         live.close()
-    assert [p.read_text() for p in tmp_path.glob("*.tsv")] == ["a"]
+    assert [p.read_text() for p in tmp_path.glob("*.skb")] == ["a"]
 
 
 def test_a_live_process_in_a_slot_to_open_stops_the_start(tmp_path: Path) -> None:
@@ -93,14 +103,17 @@ def test_a_segment_whose_name_is_taken_keeps_its_rows_under_the_next_name(
 
     slots.claim(tmp_path, 1).release()
 
-    assert {p.name: p.read_text() for p in tmp_path.glob("*.tsv")} == {
-        f"{7:020d}.tsv": "unslotted",
-        f"{8:020d}.tsv": "old",
+    assert {p.name: p.read_text() for p in tmp_path.glob("*.skb")} == {
+        f"{7:020d}.skb": "unslotted",
+        f"{8:020d}.skb": "old",
     }
 
 
 def test_adopted_segments_are_replayed_by_the_spool_that_opens_them(tmp_path: Path) -> None:
-    _segment(tmp_path / "slot-4", 1, (HEADER + b"row 1\nrow 2\n").decode())
+    earlier = Spool(tmp_path / "slot-4", 1 << 20, 1 << 16)
+    earlier.open()
+    earlier.append([make_record(rows=2)])
+    earlier.close()
 
     slots.claim(tmp_path, 2).release()
     spools = [Spool(slots.slot_dir(tmp_path, k), 1 << 20, 1 << 16) for k in range(2)]

@@ -24,7 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serving import artifact
-from serving.predlog.lines import HEADER
+from serving.predlog.spool import SUFFIX, instances
 from serving.settings import MAX_WORKERS, WORKERS_PER_CPU
 from serving.supervisor import EXIT_MARGIN_SECONDS
 from tests.live import LiveServer
@@ -72,9 +72,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def spooled_rows(folder: Path) -> int:
-    return sum(
-        p.read_bytes().count(b"\n") - p.read_bytes().count(HEADER) for p in folder.glob("*.tsv")
-    )
+    return sum(instances(p.read_bytes()) for p in folder.glob(f"*{SUFFIX}"))
 
 
 def gaps(times: list[float]) -> float:

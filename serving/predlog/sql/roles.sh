@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Creates the prediction log's two PostgreSQL roles in one database (idempotent):
-#   skship_writer  may only INSERT into predictions and upsert into feedback (plus read
-#                  schema_migrations, to check the schema is current, and use temporary
-#                  tables, for replayed batches);
+#   skship_writer  may only INSERT into the log's tables and upsert into feedback (plus
+#                  read schema_migrations, to check the schema is current, and use
+#                  temporary tables, for replayed batches);
 #   skship_reader  may only SELECT.
 # Tables are created by `python -m serving migrate` (the owner); migrations grant these
 # roles their rights when the roles exist, and this script grants them on tables that exist
@@ -37,10 +37,19 @@ GRANT USAGE ON SCHEMA public TO skship_writer, skship_reader;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 
 -- Tables that exist already, when this runs after `python -m serving migrate`.
+-- Before migration 0004 predictions is the table; from 0004 on it is a view over
+-- prediction_requests and prediction_models, which the writer inserts into (and reads back
+-- the ids and row counts of a replayed batch from).
 SELECT 'GRANT INSERT ON predictions TO skship_writer'
-WHERE to_regclass('predictions') IS NOT NULL \gexec
+WHERE to_regclass('predictions') IS NOT NULL AND to_regclass('prediction_requests') IS NULL \gexec
 SELECT 'GRANT SELECT ON predictions TO skship_reader'
 WHERE to_regclass('predictions') IS NOT NULL \gexec
+SELECT 'GRANT INSERT, SELECT (request_id, row_count) ON prediction_requests TO skship_writer'
+WHERE to_regclass('prediction_requests') IS NOT NULL \gexec
+SELECT 'GRANT INSERT, SELECT (model_key) ON prediction_models TO skship_writer'
+WHERE to_regclass('prediction_models') IS NOT NULL \gexec
+SELECT 'GRANT SELECT ON prediction_requests, prediction_models TO skship_reader'
+WHERE to_regclass('prediction_requests') IS NOT NULL \gexec
 SELECT 'GRANT INSERT, SELECT, UPDATE (label, received_at, client_id) ON feedback TO skship_writer'
 WHERE to_regclass('feedback') IS NOT NULL \gexec
 SELECT 'GRANT SELECT ON feedback TO skship_reader'

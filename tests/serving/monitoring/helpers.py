@@ -2,8 +2,8 @@
 
 Profiles are built as metadata schema 2 defines them (serving/artifact/metadata.py): deciles
 of the non-missing values made unique as edges, numpy's histogram as counts. Rows go into
-the store's ``predictions`` table by plain INSERTs in its documented columns, as the API
-logs them (features keyed by name with values typed as sent).
+the store through ``write_as_logged``: in its documented columns, encoded and written as
+the server logs them (features keyed by name with values typed as sent).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import orjson
-import psycopg
 
 from serving import artifact
 from serving.artifact import CategoryProfile, Metadata, NumberProfile, ReferenceProfile
@@ -28,6 +27,7 @@ from serving.predlog import sqlite as sqlite_store
 from serving.predlog.log import is_postgres
 from serving.predlog.postgres import PostgresStore
 from serving.predlog.sqlite import SqliteStore
+from tests.serving.predlog.helpers import write_as_logged
 
 
 def number_profile(values: Iterable[float | None]) -> NumberProfile:
@@ -103,9 +103,11 @@ def insert_predictions(url: str, rows: Sequence[Logged]) -> None:
     """Write ``rows`` to the (migrated) store in one transaction."""
     params = [_params(r) for r in rows]
     if is_postgres(url):
-        statement = _INSERT.format("%s, %s, %s, %s, %s, %s::json, %s, %s::json, %s")
-        with psycopg.connect(url) as conn, conn.cursor() as cur:
-            cur.executemany(statement, params)
+        names = (
+            "request_id", "row_index", "created_at", "model_name", "model_version", "features",
+            "prediction", "probabilities", "latency_ms",
+        )  # fmt: skip
+        write_as_logged(url, [dict(zip(names, p, strict=True)) for p in params])
         return
     texts = [(p[0], p[1], sqlite_store.to_text(p[2]), *p[3:]) for p in params]
     with sqlite3.connect(sqlite_store.path_of(url)) as lite:

@@ -11,6 +11,8 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,10 @@ import psycopg
 from prometheus_client import CollectorRegistry
 from sklearn.datasets import load_breast_cancer
 
-from serving.predlog import open_log
+from serving.predlog import frames, legacy, open_log
 from serving.predlog.log import DurablePredictionLog
 from serving.predlog.postgres import PostgresStore
+from serving.predlog.reader import Rows
 from serving.predlog.records import ModelSchema, PredictionRecord
 from serving.predlog.sql import COLUMN_NAMES
 from serving.predlog.sqlite import SqliteStore
@@ -134,19 +137,76 @@ def migrate(url: str) -> None:
 
 
 def insert_rows(url: str, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows as they would be logged, around the log: for values the API cannot send yet
-    (typed features) and shapes a test needs exactly. ``created_at`` is ISO 8601 UTC text
-    with microseconds and Z; features and probabilities are JSON text."""
-    names = ", ".join(COLUMN_NAMES)
-    if url.startswith("sqlite:///"):
-        marks = ", ".join(f":{name}" for name in COLUMN_NAMES)
-        with sqlite3.connect(_sqlite_path(url)) as conn:
-            conn.executemany(f"INSERT INTO predictions ({names}) VALUES ({marks})", rows)
-        return
-    casts = {"features": "::json", "probabilities": "::json", "created_at": "::timestamptz"}
-    marks = ", ".join(f"%({name})s{casts.get(name, '')}" for name in COLUMN_NAMES)
-    with psycopg.connect(url) as pg, pg.cursor() as cur:
-        cur.executemany(f"INSERT INTO predictions ({names}) VALUES ({marks})", rows)
+    """Write rows as they would be logged, around the log: for shapes and times a test needs
+    exactly. ``created_at`` is ISO 8601 UTC text with microseconds and Z; features and
+    probabilities are JSON text."""
+    write_as_logged(url, rows)
+
+
+def write_as_logged(url: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Write rows to the store the way the server does: records (a request's rows are those
+    of one request_id, row_index 0, 1, ...), encoded as the spool does, through the store.
+
+    A classifier logged without probabilities gets the labels seen so far as its classes
+    (those already stored first, so stored label indexes keep their meaning)."""
+    ordered = sorted(rows, key=lambda r: (str(r["request_id"]), int(r["row_index"])))
+    fields = [[_copy_text(name, row.get(name)) for name in COLUMN_NAMES] for row in ordered]
+    lost: dict[str, int] = {}
+    records = legacy.to_records(fields, lost)
+    assert not lost, f"rows that a server could not have logged: {lost}"
+    for record in records:
+        indexes = [int(r["row_index"]) for r in ordered if r["request_id"] == record.request_id]
+        assert indexes == list(range(len(indexes))), "a request's rows are 0, 1, ..."
+    if not url.startswith("sqlite:///"):
+        with psycopg.connect(url, autocommit=True) as conn:
+            records = [_known_classes(conn, record) for record in records]
+    by_model: dict[ModelSchema, list[PredictionRecord]] = {}
+    for record in records:
+        by_model.setdefault(record.model, []).append(record)
+    batch = Rows()
+    for schema, group in by_model.items():
+        encoder = frames.RequestEncoder(schema)
+        batch.models[encoder.model.key] = encoder.model
+        batch.add(encoder.encode(group), sum(len(r.predictions) for r in group))
+    store = SqliteStore(url) if url.startswith("sqlite:///") else PostgresStore(url)
+    store.open()
+    try:
+        store.write(store.encode(batch))
+    finally:
+        store.close()
+
+
+def _copy_text(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if name == "created_at":
+        moment = (
+            datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+            if isinstance(value, str)
+            else value
+        )
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    if name in ("features", "probabilities") and not isinstance(value, str):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def _known_classes(conn: psycopg.Connection[Any], record: PredictionRecord) -> PredictionRecord:
+    schema = record.model
+    if schema.classes is None or record.probabilities is not None:
+        return record
+    found = conn.execute(
+        "SELECT classes FROM prediction_models WHERE model_key = %s",
+        (frames.model_key(schema.name, schema.version),),
+    ).fetchone()
+    stored = list(found[0]) if found and found[0] else []
+    classes = tuple(stored + [c for c in schema.classes if c not in stored])
+    if stored and list(classes) != stored:
+        conn.execute(
+            "UPDATE prediction_models SET classes = %s WHERE model_key = %s",
+            (list(classes), frames.model_key(schema.name, schema.version)),
+        )
+    return replace(record, model=replace(schema, classes=classes))
 
 
 PENGUIN = {

@@ -59,7 +59,7 @@ def store_blocked(url: str) -> Iterator[None]:
 
 
 def spool_files(spool_dir: Path) -> list[Path]:
-    return sorted(spool_dir.glob("*.tsv"))
+    return sorted(spool_dir.glob("*.skb"))
 
 
 def test_appended_records_reach_the_store_exactly_once(store_url: str, tmp_path: Path) -> None:
@@ -261,7 +261,7 @@ def test_a_spool_flapping_at_its_cap_warns_once(
     ]
 
 
-def test_torn_last_line_is_skipped(store_url: str, tmp_path: Path) -> None:
+def test_torn_last_frame_is_skipped(store_url: str, tmp_path: Path) -> None:
     registry = CollectorRegistry()
     records = [make_record(seed=i) for i in range(3)]
     spool = Spool(tmp_path / "spool", max_bytes=64 * MiB, segment_bytes=MiB)
@@ -271,7 +271,7 @@ def test_torn_last_line_is_skipped(store_url: str, tmp_path: Path) -> None:
     spool.close()
     [segment] = spool_files(tmp_path / "spool")
     data = segment.read_bytes()
-    segment.write_bytes(data[: data.rstrip(b"\n").rfind(b"\n") + 40])  # killed mid-write
+    segment.write_bytes(data[:-20])  # killed mid-write: the last frame is 600 bytes
     log = open_started(store_url, tmp_path / "spool", registry)
     log.close(timeout=10)
     assert stored_keys(store_url) == expected_keys(records)
@@ -280,7 +280,31 @@ def test_torn_last_line_is_skipped(store_url: str, tmp_path: Path) -> None:
     assert spool_files(tmp_path / "spool") == []
 
 
-def test_corrupt_line_is_counted_as_dropped_and_the_rest_written(
+def test_a_frame_failing_its_crc_drops_the_rest_of_its_segment_only(
+    store_url: str, tmp_path: Path
+) -> None:
+    registry = CollectorRegistry()
+    records = [make_record(seed=i) for i in range(3)]
+    spool = Spool(tmp_path / "spool", max_bytes=64 * MiB, segment_bytes=MiB)
+    spool.open()
+    spool.append(records[:1])
+    spool.append(records[1:2])
+    spool.close()
+    [segment] = spool_files(tmp_path / "spool")
+    data = bytearray(segment.read_bytes())
+    data[-30] ^= 0xFF  # a power cut left garbage in the second frame
+    segment.write_bytes(bytes(data))
+    spool.open()
+    spool.append(records[2:])  # a new segment
+    spool.close()
+    log = open_started(store_url, tmp_path / "spool", registry)
+    log.close(timeout=10)
+    assert stored_keys(store_url) == expected_keys([records[0], records[2]])
+    assert metric(registry, "skship_log_dropped_rows_total", reason="corrupt") == 1
+    assert spool_files(tmp_path / "spool") == []
+
+
+def test_garbage_after_the_last_frame_is_counted_as_dropped_and_the_rest_written(
     store_url: str, tmp_path: Path
 ) -> None:
     registry = CollectorRegistry()

@@ -131,7 +131,7 @@ def test_close_with_the_database_down_returns_by_its_deadline(
         assert time.monotonic() - started < 10
     finally:
         cluster.start()
-    assert sorted((tmp_path / "spool").glob("*.tsv"))
+    assert sorted((tmp_path / "spool").glob("*.skb"))
     open_started(url, tmp_path / "spool").close(timeout=30)
     assert stored_keys(url) == expected_keys(records)
 

@@ -72,9 +72,8 @@ def _reader(cluster: PgCluster, dbname: str) -> str:
 
 
 ROW = (
-    "INSERT INTO predictions (request_id, row_index, created_at, model_name, model_version,"
-    " features, prediction, latency_ms) VALUES (gen_random_uuid(), 0, now(), 'm', 'v',"
-    " '{}', 'a', 1.0)"
+    "INSERT INTO prediction_requests (request_id, created_at, model_key, row_count, features,"
+    " latency_ms) VALUES (gen_random_uuid(), now(), 1, 1, '{{1.5}}', 1.0)"
 )
 
 
@@ -105,18 +104,22 @@ def test_log_writes_as_writer_and_queries_as_reader(
 
 def test_writer_cannot_select(cluster: PgCluster, database: str) -> None:
     _denied(_writer(cluster, database), "SELECT * FROM predictions")
+    _denied(_writer(cluster, database), "SELECT features FROM prediction_requests")
+    _denied(_writer(cluster, database), "SELECT feature_names FROM prediction_models")
 
 
 def test_writer_cannot_update(cluster: PgCluster, database: str) -> None:
-    _denied(_writer(cluster, database), "UPDATE predictions SET prediction = 'x'")
+    _denied(_writer(cluster, database), "UPDATE prediction_requests SET latency_ms = 0")
+    _denied(_writer(cluster, database), "UPDATE prediction_models SET classes = NULL")
 
 
 def test_writer_cannot_delete(cluster: PgCluster, database: str) -> None:
-    _denied(_writer(cluster, database), "DELETE FROM predictions")
+    _denied(_writer(cluster, database), "DELETE FROM prediction_requests")
+    _denied(_writer(cluster, database), "DELETE FROM prediction_models")
 
 
 def test_writer_cannot_truncate(cluster: PgCluster, database: str) -> None:
-    _denied(_writer(cluster, database), "TRUNCATE predictions")
+    _denied(_writer(cluster, database), "TRUNCATE prediction_requests")
 
 
 def test_writer_cannot_create_tables(cluster: PgCluster, database: str) -> None:
@@ -128,7 +131,7 @@ def test_writer_cannot_alter_the_log(cluster: PgCluster, database: str) -> None:
         psycopg.connect(_writer(cluster, database)) as conn,
         pytest.raises(errors.InsufficientPrivilege),
     ):
-        conn.execute("ALTER TABLE predictions ADD COLUMN x integer")
+        conn.execute("ALTER TABLE prediction_requests ADD COLUMN x integer")
 
 
 def test_writer_can_insert(cluster: PgCluster, database: str) -> None:
@@ -147,11 +150,11 @@ def test_reader_cannot_insert(cluster: PgCluster, database: str) -> None:
 
 
 def test_reader_cannot_update(cluster: PgCluster, database: str) -> None:
-    _denied(_reader(cluster, database), "UPDATE predictions SET prediction = 'x'")
+    _denied(_reader(cluster, database), "UPDATE prediction_requests SET latency_ms = 0")
 
 
 def test_reader_cannot_delete(cluster: PgCluster, database: str) -> None:
-    _denied(_reader(cluster, database), "DELETE FROM predictions")
+    _denied(_reader(cluster, database), "DELETE FROM prediction_requests")
 
 
 def test_reader_cannot_create_tables(cluster: PgCluster, database: str) -> None:

@@ -1,0 +1,528 @@
+"""The spool's format: PostgreSQL COPY BINARY tuples of ``prediction_requests``, in frames.
+
+The log stores one row per *request* (docs/log-layout.md): its instances as 2-d arrays, the
+names of a model version once, in ``prediction_models``. The appender encodes a whole
+micro-batch at once: every request of one model and one size shares the fixed-width head of
+its tuple, so a numpy structured array holds them all, filled column by column and written
+with one ``tobytes`` (hand-written because no library encodes COPY BINARY from numpy, and
+the per-row Python of a general encoder is the cost this format exists to remove). Only
+variable-width fields (client ids, a typed model's category texts) are added per request.
+
+A frame is ``HEADER`` (magic, payload length, instances, CRC-32 of the payload) and its
+payload. ``MODEL_MAGIC`` frames hold a model version's names (JSON), ``REQUESTS_MAGIC``
+frames COPY tuples: the writer streams their payloads into COPY as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import uuid
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import orjson
+
+from serving.predlog.records import ModelSchema, PredictionRecord
+
+SEGMENT_HEADER = b"#skship-spool 4\n"
+"""First bytes of every segment: the format (4: frames of COPY BINARY tuples)."""
+HEADER = struct.Struct("<4sIII")
+MODEL_MAGIC = b"SKM1"
+REQUESTS_MAGIC = b"SKR1"
+MAX_PAYLOAD = 1 << 30
+"""A length beyond this is corruption, not a frame."""
+
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+"""COPY BINARY's file header: signature, flags, header extension length."""
+COPY_TRAILER = b"\xff\xff"
+FIELDS = 12
+"""A tuple's fields: the columns of ``sql.REQUEST_COLUMNS``, in that order."""
+
+EPOCH_2000 = 946_684_800.0
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_FLOAT8, _INT2, _TEXT = 701, 21, 25
+_NULL = b"\xff\xff\xff\xff"
+_I16 = struct.Struct(">h")
+_I32 = struct.Struct(">i")
+_I64 = struct.Struct(">q")
+_F64 = struct.Struct(">d")
+_ELEM_F8 = np.dtype([("n", ">i4"), ("v", ">f8")])
+_ELEM_I2 = np.dtype([("n", ">i4"), ("v", ">i2")])
+_TIME_OFFSET = 2 + 4 + 16 + 4
+"""Where created_at starts in a tuple (after the field count and request_id)."""
+_ROWS_OFFSET = _TIME_OFFSET + 8 + 4 + 8 + 4
+"""Where row_count starts in a tuple."""
+TEXTUAL = frozenset(("category", "boolean"))
+_SEPARATOR = "\x1f"
+"""Joins a row's category texts: JSON text never holds it unescaped."""
+
+
+def model_key(name: str, version: str) -> int:
+    """A model version's 64-bit key: the first 8 bytes of sha256(name U+001F version), as a
+    signed integer (migration 0004 computes the same in SQL)."""
+    digest = hashlib.sha256(f"{name}{_SEPARATOR}{version}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    """A ``prediction_models`` row: how the view turns a model's arrays back into JSON."""
+
+    key: int
+    name: str
+    version: str
+    feature_names: tuple[str, ...]
+    feature_kinds: tuple[str, ...]
+    classes: tuple[str, ...] | None
+    features_format: str
+    probabilities_format: str | None
+
+    @classmethod
+    def of(cls, schema: ModelSchema) -> ModelRow:
+        kinds = schema.feature_kinds or ("number",) * len(schema.feature_names)
+        if len(kinds) != len(schema.feature_names):
+            raise ValueError(f"model {schema.name}: kinds and feature names differ")
+        textual = [i for i, kind in enumerate(kinds) if kind in TEXTUAL]
+        slots = [
+            len(kinds) + textual.index(i) + 1 if kind in TEXTUAL else i + 1
+            for i, kind in enumerate(kinds)
+        ]
+        parts = [
+            f"{_format_key(n)}:%{s}$s" for n, s in zip(schema.feature_names, slots, strict=True)
+        ]
+        probabilities = None
+        if schema.classes is not None:
+            probabilities = "{" + ",".join(f"{_format_key(c)}:%s" for c in schema.classes) + "}"
+        return cls(
+            model_key(schema.name, schema.version), schema.name, schema.version,
+            tuple(schema.feature_names), tuple(kinds), schema.classes,
+            "{" + ",".join(parts) + "}", probabilities,
+        )  # fmt: skip
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "key": self.key, "name": self.name, "version": self.version,
+                "feature_names": self.feature_names, "feature_kinds": self.feature_kinds,
+                "classes": self.classes, "features_format": self.features_format,
+                "probabilities_format": self.probabilities_format,
+            }
+        )  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: bytes) -> ModelRow:
+        value = orjson.loads(data)
+        classes = value["classes"]
+        return cls(
+            int(value["key"]), str(value["name"]), str(value["version"]),
+            tuple(value["feature_names"]), tuple(value["feature_kinds"]),
+            None if classes is None else tuple(classes),
+            str(value["features_format"]), value["probabilities_format"],
+        )  # fmt: skip
+
+    def params(self) -> tuple[Any, ...]:
+        """The row as INSERT parameters, in the table's column order."""
+        return (
+            self.key, self.name, self.version, list(self.feature_names),
+            list(self.feature_kinds), None if self.classes is None else list(self.classes),
+            self.features_format, self.probabilities_format,
+        )  # fmt: skip
+
+
+def _format_key(name: str) -> str:
+    """A JSON key for a format() template (``%`` doubled)."""
+    return orjson.dumps(name).decode().replace("%", "%%")
+
+
+def frame(magic: bytes, payload: bytes, instances: int) -> bytes:
+    return HEADER.pack(magic, len(payload), instances, zlib.crc32(payload)) + payload
+
+
+class RequestEncoder:
+    """Encodes the records of one model version as COPY tuples; built once per version."""
+
+    def __init__(self, schema: ModelSchema) -> None:
+        self.model = ModelRow.of(schema)
+        self.model_frame = frame(MODEL_MAGIC, self.model.to_json(), 0)
+        kinds = self.model.feature_kinds
+        self._width = len(kinds)
+        self._numeric = [i for i, kind in enumerate(kinds) if kind not in TEXTUAL]
+        self._textual = [i for i, kind in enumerate(kinds) if kind in TEXTUAL]
+        classes = schema.classes
+        self._classes = None if classes is None else {c: i for i, c in enumerate(classes)}
+        self._heads: dict[tuple[int, bool, bool], tuple[np.dtype, np.ndarray]] = {}
+        self._texts: dict[tuple[Any, ...], bytes] = {}
+
+    def encode(self, records: Sequence[PredictionRecord]) -> bytes:
+        """The records' tuples, in order of ``records`` within each (rows, kind) group."""
+        groups: dict[tuple[int, bool], list[PredictionRecord]] = {}
+        for record in records:
+            size = len(record.predictions)
+            if len(record.features) != size:
+                raise ValueError(f"request {record.request_id}: rows and predictions differ")
+            key = (size, record.probabilities is not None)
+            groups.setdefault(key, []).append(record)
+        return b"".join(
+            self._encode_group(size, proba, group) for (size, proba), group in groups.items()
+        )
+
+    def _head(self, rows: int, proba: bool) -> tuple[np.dtype, np.ndarray]:
+        classifier = self._classes is not None
+        key = (rows, proba, classifier)
+        found = self._heads.get(key)
+        if found is not None:
+            return found
+        k, c = self._width, len(self._classes or ())
+        fields: list[Any] = [("nf", ">i2")]
+        fields += [("rid_n", ">i4"), ("rid", "V16"), ("ts_n", ">i4"), ("ts", ">i8")]
+        fields += [("mk_n", ">i4"), ("mk", ">i8"), ("rc_n", ">i4"), ("rc", ">i4")]
+        fields += _array_fields("f", _ELEM_F8, (rows, k))
+        if classifier:
+            fields += [*_array_fields("l", _ELEM_I2, (rows,)), ("v_n", ">i4")]
+        else:
+            fields += [("l_n", ">i4"), *_array_fields("v", _ELEM_F8, (rows,))]
+        fields += _array_fields("p", _ELEM_F8, (rows, c)) if proba else [("p_n", ">i4")]
+        fields += [("la_n", ">i4"), ("la", ">f8")]
+        dtype = np.dtype(fields)
+        head = np.zeros((), dtype=dtype)
+        head["nf"] = FIELDS
+        head["rid_n"], head["ts_n"], head["mk_n"], head["rc_n"], head["la_n"] = 16, 8, 8, 4, 8
+        head["mk"], head["rc"] = self.model.key, rows
+        head["f_n"], head["f_h"] = _array_head(_ELEM_F8, _FLOAT8, (rows, k))
+        _put(head, "f", "n", 8)
+        if classifier:
+            head["l_n"], head["l_h"] = _array_head(_ELEM_I2, _INT2, (rows,))
+            _put(head, "l", "n", 2)
+            head["v_n"] = -1
+        else:
+            head["v_n"], head["v_h"] = _array_head(_ELEM_F8, _FLOAT8, (rows,))
+            _put(head, "v", "n", 8)
+            head["l_n"] = -1
+        if proba:
+            head["p_n"], head["p_h"] = _array_head(_ELEM_F8, _FLOAT8, (rows, c))
+            _put(head, "p", "n", 8)
+        else:
+            head["p_n"] = -1
+        self._heads[key] = (dtype, head)
+        return dtype, head
+
+    def _encode_group(self, rows: int, proba: bool, group: list[PredictionRecord]) -> bytes:
+        if len(group) == 1 and rows and not self._textual:
+            return self._encode_one(rows, proba, group[0])
+        dtype, head = self._head(rows, proba)
+        tuples = np.empty(len(group), dtype=dtype)
+        tuples[...] = head
+        tuples["rid"] = np.frombuffer(b"".join([_uuid_bytes(r.request_id) for r in group]), "V16")
+        times = np.array([r.created_at for r in group], dtype=np.float64)
+        tuples["ts"] = np.round((times - EPOCH_2000) * 1e6).astype(np.int64)
+        tuples["la"] = [r.latency_ms for r in group]
+        texts: list[bytes] | None = None
+        if rows:
+            if self._textual:
+                features, texts = self._typed(rows, group)
+            else:
+                features = np.concatenate([np.asarray(r.features, dtype=np.float64) for r in group])
+            _put(tuples, "f", "v", features.reshape(len(group), rows, self._width))
+            if self._classes is not None:
+                index = self._classes
+                try:
+                    labels = [index[p] for r in group for p in r.predictions]  # type: ignore[index]
+                except (KeyError, TypeError) as exc:
+                    raise ValueError(
+                        f"a prediction is not one of the model's classes: {exc}"
+                    ) from None
+                _put(tuples, "l", "v", np.array(labels, dtype=np.int16).reshape(len(group), rows))
+            else:
+                values = np.concatenate(
+                    [np.asarray(r.predictions, dtype=np.float64) for r in group]
+                )
+                _put(tuples, "v", "v", values.reshape(len(group), rows))
+            if proba:
+                p = np.concatenate([np.asarray(r.probabilities, dtype=np.float64) for r in group])
+                _put(tuples, "p", "v", p.reshape(len(group), rows, -1))
+        elif self._textual:
+            texts = [_empty_text_array()] * len(group)
+        tails = [
+            (_NULL if texts is None else texts[j])
+            + _text(record.client_id)
+            + _text(record.client_request_id)
+            for j, record in enumerate(group)
+        ]
+        return _join(tuples, tails)
+
+    def _encode_one(self, rows: int, proba: bool, record: PredictionRecord) -> bytes:
+        """One numeric request (the usual micro-batch under light load): the same tuple as
+        ``_encode_group`` with a third of its numpy calls."""
+        _, head = self._head(rows, proba)
+        one = head.copy()
+        one["rid"] = np.void(_uuid_bytes(record.request_id))
+        one["ts"] = round((record.created_at - EPOCH_2000) * 1e6)
+        one["la"] = record.latency_ms
+        _put(one, "f", "v", record.features)
+        if self._classes is not None:
+            try:
+                labels = [self._classes[p] for p in record.predictions]  # type: ignore[index]
+                _put(one, "l", "v", labels)
+            except (KeyError, TypeError) as exc:
+                raise ValueError(f"a prediction is not one of the model's classes: {exc}") from None
+        else:
+            _put(one, "v", "v", record.predictions)
+        if proba:
+            _put(one, "p", "v", record.probabilities)
+        return one.tobytes() + _NULL + _text(record.client_id) + _text(record.client_request_id)
+
+    def _typed(self, rows: int, group: list[PredictionRecord]) -> tuple[np.ndarray, list[bytes]]:
+        """The float matrix (NaN for null and for category or boolean features) and each
+        request's ``feature_texts`` field: one element per row, the JSON texts of its
+        category and boolean values joined by U+001F."""
+        numeric, textual = self._numeric, self._textual
+        all_rows = [row for r in group for row in r.features]
+        matrix = np.full((len(all_rows), self._width), np.nan)
+        numbers = [[row[i] for i in numeric] for row in all_rows]
+        if numeric:
+            matrix[:, numeric] = np.array(numbers, dtype=np.float64)  # None -> nan
+        head = struct.pack(">iiiii", 1, 0, _TEXT, rows, 1)
+        fields = []
+        for j in range(len(group)):
+            elements = b"".join(
+                self._text_element(tuple(row[i] for i in textual))
+                for row in all_rows[j * rows : (j + 1) * rows]
+            )
+            fields.append(_I32.pack(len(head) + len(elements)) + head + elements)
+        return matrix, fields
+
+    def _text_element(self, values: tuple[Any, ...]) -> bytes:
+        found = self._texts.get(values)
+        if found is None:
+            data = b"\x1f".join(orjson.dumps(v) for v in values)
+            found = _I32.pack(len(data)) + data
+            if len(self._texts) < 4096:  # categories repeat; free text must not grow this
+                self._texts[values] = found
+        return found
+
+
+def _put(array: np.ndarray, field: str, part: str, value: Any) -> None:
+    """Set the elements of an array field; one with no elements (zero features, rows or
+    classes) has none to set."""
+    if field in (array.dtype.names or ()):
+        array[field][part] = value
+
+
+def _array_fields(name: str, elem: np.dtype, dims: tuple[int, ...]) -> list[Any]:
+    """A binary array field: its length, header (ndim, flags, element oid, then size and
+    lower bound per dimension) and elements (length and value each)."""
+    if not all(dims):
+        return [(f"{name}_n", ">i4"), (f"{name}_h", ">i4", (3,))]
+    return [(f"{name}_n", ">i4"), (f"{name}_h", ">i4", (3 + 2 * len(dims),)), (name, elem, dims)]
+
+
+def _array_head(elem: np.dtype, oid: int, dims: tuple[int, ...]) -> tuple[int, list[int]]:
+    if not all(dims):  # PostgreSQL's empty array has no dimensions
+        return 12, [0, 0, oid]
+    size = 12 + 8 * len(dims) + int(np.prod(dims)) * elem.itemsize
+    head = [len(dims), 0, oid]
+    for d in dims:
+        head += [d, 1]
+    return size, head
+
+
+def _empty_text_array() -> bytes:
+    return _I32.pack(12) + struct.pack(">iii", 0, 0, _TEXT)
+
+
+def _uuid_bytes(text: str) -> bytes:
+    if len(text) == 36 and text[8] == "-":  # canonical: the server's own ids
+        return bytes.fromhex(text.replace("-", ""))
+    return uuid.UUID(text).bytes
+
+
+def _text(value: str | None) -> bytes:
+    if value is None:
+        return _NULL
+    data = value.encode()
+    return _I32.pack(len(data)) + data
+
+
+def _join(fixed: np.ndarray, tails: list[bytes]) -> bytes:
+    """Each fixed-width tuple head followed by its own variable-width tail."""
+    width = fixed.dtype.itemsize
+    if len(set(tails)) == 1:
+        tail = tails[0]
+        out = np.empty(len(fixed), dtype=[("f", f"V{width}"), ("t", f"V{len(tail)}")])
+        out["f"] = fixed.view(f"V{width}")
+        out["t"] = np.frombuffer(tail, dtype=f"V{len(tail)}")[0]
+        return out.tobytes()
+    heads: list[bytes] = fixed.view(f"V{width}").tolist()
+    parts: list[bytes] = [b""] * (2 * len(heads))
+    parts[0::2] = heads
+    parts[1::2] = tails
+    return b"".join(parts)
+
+
+# Reading frames back ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    magic: bytes
+    payload: bytes
+    instances: int
+    end: int
+    """Offset just past this frame in what was scanned."""
+
+
+class CorruptFrameError(ValueError):
+    """A frame header with the wrong magic or a payload that fails its CRC."""
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+def scan(data: bytes, start: int = 0) -> Iterator[Frame]:
+    """The complete frames of ``data`` from ``start``; stops before an incomplete one.
+
+    Raises CorruptFrameError (with its offset) at a frame that is not one."""
+    pos, end = start, len(data)
+    while end - pos >= HEADER.size:
+        magic, length, instances, crc = HEADER.unpack_from(data, pos)
+        if magic not in (MODEL_MAGIC, REQUESTS_MAGIC) or length > MAX_PAYLOAD:
+            raise CorruptFrameError("not a frame header", pos)
+        stop = pos + HEADER.size + length
+        if stop > end:
+            return
+        payload = data[pos + HEADER.size : stop]
+        if zlib.crc32(payload) != crc:
+            raise CorruptFrameError("a frame's payload fails its CRC", pos)
+        yield Frame(magic, payload, instances, stop)
+        pos = stop
+
+
+def first_time(payload: bytes) -> float:
+    """created_at (Unix seconds) of a requests payload's first tuple."""
+    micros: int = _I64.unpack_from(payload, _TIME_OFFSET)[0]
+    return EPOCH_2000 + micros / 1e6
+
+
+def first_request_id(payload: bytes) -> uuid.UUID:
+    return uuid.UUID(bytes=bytes(payload[6:22]))
+
+
+def split_tuples(payload: bytes) -> list[tuple[bytes, int]]:
+    """A requests payload's tuples, each with its instance count (to isolate a bad one)."""
+    out = []
+    pos, end = 0, len(payload)
+    while pos < end:
+        start = pos
+        (count,) = _I16.unpack_from(payload, pos)
+        if count != FIELDS:
+            raise ValueError(f"a tuple with {count} fields, not {FIELDS}")
+        (rows,) = _I32.unpack_from(payload, pos + _ROWS_OFFSET)
+        pos += 2
+        for _ in range(count):
+            (n,) = _I32.unpack_from(payload, pos)
+            pos += 4 + max(n, 0)
+        if pos > end:
+            raise ValueError("a tuple runs past its frame")
+        out.append((payload[start:pos], rows))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedRequest:
+    """One tuple back in Python: for SQLite, which stores a row per instance."""
+
+    request_id: str
+    created_at: datetime
+    model_key: int
+    features: list[list[Any]]
+    """Per instance, the values as sent: numbers, category texts, booleans, None."""
+    predictions: list[str] | list[float]
+    probabilities: np.ndarray | None
+    latency_ms: float
+    client_id: str | None
+    client_request_id: str | None
+
+
+def decode(payload: bytes, models: dict[int, ModelRow]) -> Iterator[DecodedRequest]:
+    """A requests payload's tuples, one request each (off the request path: SQLite)."""
+    for raw, _ in split_tuples(payload):
+        fields: list[bytes | None] = []
+        pos = 2
+        for _ in range(FIELDS):
+            (n,) = _I32.unpack_from(raw, pos)
+            pos += 4
+            fields.append(None if n < 0 else raw[pos : pos + n])
+            pos += max(n, 0)
+        rid, ts, mk, rc, feats, labels, values, proba, la, texts, cid, crid = fields
+        if rid is None or ts is None or mk is None or rc is None or la is None or feats is None:
+            raise ValueError("a tuple misses a required field")
+        key = _I64.unpack(mk)[0]
+        model = models.get(key)
+        if model is None:
+            raise ValueError(f"no model row for key {key}")
+        rows = _I32.unpack(rc)[0]
+        matrix = _array(feats, _ELEM_F8).reshape(rows, len(model.feature_names))
+        features = _json_values(matrix)
+        if texts is not None:
+            textual = [i for i, kind in enumerate(model.feature_kinds) if kind in TEXTUAL]
+            for row, text in zip(features, _text_array(texts), strict=True):
+                for i, value in zip(textual, text.split(_SEPARATOR), strict=True):
+                    row[i] = orjson.loads(value)
+        predictions: list[str] | list[float]
+        if labels is not None and model.classes is not None:
+            classes = model.classes
+            predictions = [classes[i] for i in _array(labels, _ELEM_I2).tolist()]
+        elif values is not None:
+            predictions = _array(values, _ELEM_F8).tolist()
+        else:
+            predictions = []
+        probabilities = None
+        if proba is not None:
+            probabilities = _array(proba, _ELEM_F8).reshape(rows, -1)
+        yield DecodedRequest(
+            str(uuid.UUID(bytes=rid)),
+            _EPOCH + timedelta(microseconds=_I64.unpack(ts)[0]),
+            key, features, predictions, probabilities, _F64.unpack(la)[0],
+            None if cid is None else cid.decode(), None if crid is None else crid.decode(),
+        )  # fmt: skip
+
+
+def _json_values(matrix: np.ndarray) -> list[list[Any]]:
+    """The numbers as PostgreSQL's view prints them: integral ones as integers (``181``, not
+    ``181.0``), NaN as None (null)."""
+    values = matrix.astype(object)
+    integral = (matrix == np.round(matrix)) & (np.abs(matrix) < 2.0**53)
+    values[integral] = matrix[integral].astype(np.int64)
+    values[np.isnan(matrix)] = None
+    rows: list[list[Any]] = values.tolist()
+    return rows
+
+
+def _array(field: bytes, elem: np.dtype) -> np.ndarray:
+    ndim = _I32.unpack_from(field, 0)[0]
+    if ndim == 0:
+        return np.empty(0, dtype=np.float64)
+    count = int(np.prod([_I32.unpack_from(field, 12 + 8 * d)[0] for d in range(ndim)]))
+    return np.frombuffer(field, dtype=elem, count=count, offset=12 + 8 * ndim)["v"].astype(
+        np.float64 if elem is _ELEM_F8 else np.int64
+    )
+
+
+def _text_array(field: bytes) -> list[str]:
+    ndim = _I32.unpack_from(field, 0)[0]
+    if ndim == 0:
+        return []
+    (count,) = _I32.unpack_from(field, 12)
+    pos, out = 12 + 8 * ndim, []
+    for _ in range(count):
+        (n,) = _I32.unpack_from(field, pos)
+        pos += 4
+        out.append(field[pos : pos + n].decode())
+        pos += n
+    return out
