@@ -3,7 +3,7 @@ converted to today's frames when a server opens the spool, so they replay like i
 
 A request's rows are contiguous in such a segment and carry their features and
 probabilities as JSON objects by name: the conversion rebuilds each request's record
-(features in the order of its first row's keys, classes in the order of its probabilities'
+(features in the order their names first appear, classes in the order of the probabilities'
 keys) and encodes it as the appender would. A torn last line (the process was killed
 mid-write, before that response) and lines that are not rows are counted, not converted.
 """
@@ -101,6 +101,8 @@ def _schemas(groups: list[list[list[str | None]]]) -> dict[tuple[str, str], Mode
                 found = seen[key] = (list(features), classes, set(), set(), False)
             names, classes, categories, booleans, _ = found
             for name, value in features.items():
+                if name not in names:  # rows of one version may omit a key (null)
+                    names.append(name)
                 if isinstance(value, bool):
                     booleans.add(name)
                 elif isinstance(value, str):
