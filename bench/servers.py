@@ -168,6 +168,7 @@ def start(
     database_url: str,
     cpus: Sequence[int] | None,
     ready_timeout: float = 60.0,
+    settings: dict[str, str] | None = None,
 ) -> Server:
     """Start ``app`` pinned to ``cpus`` and wait for its first ``200`` from ``/ready``."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -176,7 +177,7 @@ def start(
     if cpus:
         argv = ["taskset", "-c", ",".join(map(str, cpus)), *argv]
     log_path = workdir / "server.log"
-    env = environment(app, model, spool_dir=workdir / "spool")
+    env = environment(app, model, spool_dir=workdir / "spool") | (settings or {})
     with log_path.open("wb") as log:
         started = time.monotonic()
         process = subprocess.Popen(

@@ -66,6 +66,8 @@ class Batch:
     committed: bool = False
     oldest: float | None = None
     """created_at of its first (oldest) request."""
+    full: bool = False
+    """It stopped at ``max_rows`` with more to read: the writer should not wait."""
 
 
 @dataclass(eq=False)
@@ -118,7 +120,8 @@ class SpoolReader:
     def _read(self) -> Batch:
         batch = Batch()
         for segment in self.spool.segments():
-            if batch.rows.rows >= self.max_rows:
+            if batch.full or batch.rows.rows >= self.max_rows:
+                batch.full = True
                 break
             cursor = self._cursors.get(segment)
             if cursor is None:
@@ -144,7 +147,10 @@ class SpoolReader:
                 self._corrupt(segment, cursor, "a segment without the spool's header", 0)
                 return
             cursor.offset = header
-        while cursor.offset < end and batch.rows.rows < self.max_rows:
+        while cursor.offset < end and not batch.full:
+            if batch.rows.rows >= self.max_rows:
+                batch.full = True
+                return
             chunk = os.pread(cursor.fd, min(end - cursor.offset, _CHUNK), cursor.offset)
             if len(chunk) >= HEADER.size:
                 _magic, length, _n, _crc = HEADER.unpack_from(chunk, 0)
@@ -179,6 +185,7 @@ class SpoolReader:
                     model = ModelRow.from_json(item.payload)
                     self._models[model.key] = model
                 elif batch.rows.rows and batch.rows.rows + item.instances > self.max_rows:
+                    batch.full = True  # frames are whole: a batch rarely ends at max_rows
                     break
                 else:
                     batch.rows.add(item.payload, item.instances)

@@ -131,7 +131,7 @@ class Writer:
                     break  # shutting down with the store still unreachable: spool keeps it
                 self.reader.commit(batch)
                 self._done(batch.rows.rows)
-                if batch.rows.rows >= self.reader.max_rows:
+                if batch.full:
                     continue
                 if self._deadline is not None:
                     if not self.spool.segments():

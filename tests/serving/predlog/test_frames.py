@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ TYPED = ModelSchema(
 
 def _typed(rows: int, seed: int) -> PredictionRecord:
     record = make_record(rows=rows, seed=seed)
-    values = [["Biscoe", 39.5, True], ["Dream", None, False], [None, 41.0, None]]
+    values: list[list[Any]] = [["Biscoe", 39.5, True], ["Dream", None, False], [None, 41.0, None]]
     return replace(
         record,
         model=TYPED,
@@ -44,6 +45,8 @@ def test_numeric_classifier_requests_decode_to_what_was_sent(rows: int) -> None:
         found = decoded[record.request_id]
         assert np.array_equal(np.array(found.features, dtype=float), record.features)
         assert found.predictions == list(record.predictions)
+        assert found.probabilities is not None
+        assert record.probabilities is not None
         assert np.array_equal(found.probabilities, record.probabilities)
         assert found.latency_ms == record.latency_ms
         assert (found.client_id, found.client_request_id) == (
