@@ -152,6 +152,27 @@ def test_a_format_2_spool_left_by_an_older_version_is_upgraded_and_replayed(
     ]
 
 
+def test_full_batches_are_written_back_to_back_without_the_flush_wait(
+    store_url: str, tmp_path: Path
+) -> None:
+    # 3-row frames never end a 250-row batch exactly: each batch stops at 249 rows.
+    records = [make_record(rows=3, seed=i) for i in range(300)]
+    earlier = Spool(tmp_path / "spool", max_bytes=64 * MiB, segment_bytes=MiB)
+    earlier.open()
+    for record in records:
+        earlier.append([record])
+    earlier.close()
+    started = time.monotonic()
+    log = open_started(
+        store_url, tmp_path / "spool", log_batch_rows=250, log_flush_interval_seconds=5.0
+    )
+    try:
+        assert wait_for_rows(store_url, 900, timeout=4.0) == 900
+        assert time.monotonic() - started < 4.0  # four batches, not three flush waits of 5 s
+    finally:
+        log.close(timeout=10)
+
+
 def test_spool_left_by_an_earlier_process_is_replayed_at_start(
     store_url: str, tmp_path: Path
 ) -> None:
