@@ -21,7 +21,6 @@ import uuid
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -44,28 +43,26 @@ FIELDS = 12
 """A tuple's fields: the columns of ``sql.REQUEST_COLUMNS``, in that order."""
 
 EPOCH_2000 = 946_684_800.0
-_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 _FLOAT8, _INT2, _TEXT = 701, 21, 25
 _NULL = b"\xff\xff\xff\xff"
 _I16 = struct.Struct(">h")
-_I32 = struct.Struct(">i")
-_I64 = struct.Struct(">q")
-_F64 = struct.Struct(">d")
-_ELEM_F8 = np.dtype([("n", ">i4"), ("v", ">f8")])
-_ELEM_I2 = np.dtype([("n", ">i4"), ("v", ">i2")])
+I32 = struct.Struct(">i")
+I64 = struct.Struct(">q")
+ELEM_F8 = np.dtype([("n", ">i4"), ("v", ">f8")])
+ELEM_I2 = np.dtype([("n", ">i4"), ("v", ">i2")])
 _TIME_OFFSET = 2 + 4 + 16 + 4
 """Where created_at starts in a tuple (after the field count and request_id)."""
 _ROWS_OFFSET = _TIME_OFFSET + 8 + 4 + 8 + 4
 """Where row_count starts in a tuple."""
 TEXTUAL = frozenset(("category", "boolean"))
-_SEPARATOR = "\x1f"
+SEPARATOR = "\x1f"
 """Joins a row's category texts: JSON text never holds it unescaped."""
 
 
 def model_key(name: str, version: str) -> int:
     """A model version's 64-bit key: the first 8 bytes of sha256(name U+001F version), as a
     signed integer (migration 0004 computes the same in SQL)."""
-    digest = hashlib.sha256(f"{name}{_SEPARATOR}{version}".encode()).digest()
+    digest = hashlib.sha256(f"{name}{SEPARATOR}{version}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -183,30 +180,30 @@ class RequestEncoder:
         fields: list[Any] = [("nf", ">i2")]
         fields += [("rid_n", ">i4"), ("rid", "V16"), ("ts_n", ">i4"), ("ts", ">i8")]
         fields += [("mk_n", ">i4"), ("mk", ">i8"), ("rc_n", ">i4"), ("rc", ">i4")]
-        fields += _array_fields("f", _ELEM_F8, (rows, k))
+        fields += _array_fields("f", ELEM_F8, (rows, k))
         if classifier:
-            fields += [*_array_fields("l", _ELEM_I2, (rows,)), ("v_n", ">i4")]
+            fields += [*_array_fields("l", ELEM_I2, (rows,)), ("v_n", ">i4")]
         else:
-            fields += [("l_n", ">i4"), *_array_fields("v", _ELEM_F8, (rows,))]
-        fields += _array_fields("p", _ELEM_F8, (rows, c)) if proba else [("p_n", ">i4")]
+            fields += [("l_n", ">i4"), *_array_fields("v", ELEM_F8, (rows,))]
+        fields += _array_fields("p", ELEM_F8, (rows, c)) if proba else [("p_n", ">i4")]
         fields += [("la_n", ">i4"), ("la", ">f8")]
         dtype = np.dtype(fields)
         head = np.zeros((), dtype=dtype)
         head["nf"] = FIELDS
         head["rid_n"], head["ts_n"], head["mk_n"], head["rc_n"], head["la_n"] = 16, 8, 8, 4, 8
         head["mk"], head["rc"] = self.model.key, rows
-        head["f_n"], head["f_h"] = _array_head(_ELEM_F8, _FLOAT8, (rows, k))
+        head["f_n"], head["f_h"] = _array_head(ELEM_F8, _FLOAT8, (rows, k))
         _put(head, "f", "n", 8)
         if classifier:
-            head["l_n"], head["l_h"] = _array_head(_ELEM_I2, _INT2, (rows,))
+            head["l_n"], head["l_h"] = _array_head(ELEM_I2, _INT2, (rows,))
             _put(head, "l", "n", 2)
             head["v_n"] = -1
         else:
-            head["v_n"], head["v_h"] = _array_head(_ELEM_F8, _FLOAT8, (rows,))
+            head["v_n"], head["v_h"] = _array_head(ELEM_F8, _FLOAT8, (rows,))
             _put(head, "v", "n", 8)
             head["l_n"] = -1
         if proba:
-            head["p_n"], head["p_h"] = _array_head(_ELEM_F8, _FLOAT8, (rows, c))
+            head["p_n"], head["p_h"] = _array_head(ELEM_F8, _FLOAT8, (rows, c))
             _put(head, "p", "n", 8)
         else:
             head["p_n"] = -1
@@ -294,14 +291,14 @@ class RequestEncoder:
                 self._text_element(tuple(row[i] for i in textual))
                 for row in all_rows[j * rows : (j + 1) * rows]
             )
-            fields.append(_I32.pack(len(head) + len(elements)) + head + elements)
+            fields.append(I32.pack(len(head) + len(elements)) + head + elements)
         return matrix, fields
 
     def _text_element(self, values: tuple[Any, ...]) -> bytes:
         found = self._texts.get(values)
         if found is None:
             data = b"\x1f".join(orjson.dumps(v) for v in values)
-            found = _I32.pack(len(data)) + data
+            found = I32.pack(len(data)) + data
             if len(self._texts) < 4096:  # categories repeat; free text must not grow this
                 self._texts[values] = found
         return found
@@ -333,7 +330,7 @@ def _array_head(elem: np.dtype, oid: int, dims: tuple[int, ...]) -> tuple[int, l
 
 
 def _empty_text_array() -> bytes:
-    return _I32.pack(12) + struct.pack(">iii", 0, 0, _TEXT)
+    return I32.pack(12) + struct.pack(">iii", 0, 0, _TEXT)
 
 
 def _uuid_bytes(text: str) -> bytes:
@@ -346,7 +343,7 @@ def _text(value: str | None) -> bytes:
     if value is None:
         return _NULL
     data = value.encode()
-    return _I32.pack(len(data)) + data
+    return I32.pack(len(data)) + data
 
 
 def _join(fixed: np.ndarray, tails: list[bytes]) -> bytes:
@@ -406,12 +403,8 @@ def scan(data: bytes, start: int = 0) -> Iterator[Frame]:
 
 def first_time(payload: bytes) -> float:
     """created_at (Unix seconds) of a requests payload's first tuple."""
-    micros: int = _I64.unpack_from(payload, _TIME_OFFSET)[0]
+    micros: int = I64.unpack_from(payload, _TIME_OFFSET)[0]
     return EPOCH_2000 + micros / 1e6
-
-
-def first_request_id(payload: bytes) -> uuid.UUID:
-    return uuid.UUID(bytes=bytes(payload[6:22]))
 
 
 def split_tuples(payload: bytes) -> list[tuple[bytes, int]]:
@@ -423,107 +416,12 @@ def split_tuples(payload: bytes) -> list[tuple[bytes, int]]:
         (count,) = _I16.unpack_from(payload, pos)
         if count != FIELDS:
             raise ValueError(f"a tuple with {count} fields, not {FIELDS}")
-        (rows,) = _I32.unpack_from(payload, pos + _ROWS_OFFSET)
+        (rows,) = I32.unpack_from(payload, pos + _ROWS_OFFSET)
         pos += 2
         for _ in range(count):
-            (n,) = _I32.unpack_from(payload, pos)
+            (n,) = I32.unpack_from(payload, pos)
             pos += 4 + max(n, 0)
         if pos > end:
             raise ValueError("a tuple runs past its frame")
         out.append((payload[start:pos], rows))
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class DecodedRequest:
-    """One tuple back in Python: for SQLite, which stores a row per instance."""
-
-    request_id: str
-    created_at: datetime
-    model_key: int
-    features: list[list[Any]]
-    """Per instance, the values as sent: numbers, category texts, booleans, None."""
-    predictions: list[str] | list[float]
-    probabilities: np.ndarray | None
-    latency_ms: float
-    client_id: str | None
-    client_request_id: str | None
-
-
-def decode(payload: bytes, models: dict[int, ModelRow]) -> Iterator[DecodedRequest]:
-    """A requests payload's tuples, one request each (off the request path: SQLite)."""
-    for raw, _ in split_tuples(payload):
-        fields: list[bytes | None] = []
-        pos = 2
-        for _ in range(FIELDS):
-            (n,) = _I32.unpack_from(raw, pos)
-            pos += 4
-            fields.append(None if n < 0 else raw[pos : pos + n])
-            pos += max(n, 0)
-        rid, ts, mk, rc, feats, labels, values, proba, la, texts, cid, crid = fields
-        if rid is None or ts is None or mk is None or rc is None or la is None or feats is None:
-            raise ValueError("a tuple misses a required field")
-        key = _I64.unpack(mk)[0]
-        model = models.get(key)
-        if model is None:
-            raise ValueError(f"no model row for key {key}")
-        rows = _I32.unpack(rc)[0]
-        matrix = _array(feats, _ELEM_F8).reshape(rows, len(model.feature_names))
-        features = _json_values(matrix)
-        if texts is not None:
-            textual = [i for i, kind in enumerate(model.feature_kinds) if kind in TEXTUAL]
-            for row, text in zip(features, _text_array(texts), strict=True):
-                for i, value in zip(textual, text.split(_SEPARATOR), strict=True):
-                    row[i] = orjson.loads(value)
-        predictions: list[str] | list[float]
-        if labels is not None and model.classes is not None:
-            classes = model.classes
-            predictions = [classes[i] for i in _array(labels, _ELEM_I2).tolist()]
-        elif values is not None:
-            predictions = _array(values, _ELEM_F8).tolist()
-        else:
-            predictions = []
-        probabilities = None
-        if proba is not None:
-            probabilities = _array(proba, _ELEM_F8).reshape(rows, -1)
-        yield DecodedRequest(
-            str(uuid.UUID(bytes=rid)),
-            _EPOCH + timedelta(microseconds=_I64.unpack(ts)[0]),
-            key, features, predictions, probabilities, _F64.unpack(la)[0],
-            None if cid is None else cid.decode(), None if crid is None else crid.decode(),
-        )  # fmt: skip
-
-
-def _json_values(matrix: np.ndarray) -> list[list[Any]]:
-    """The numbers as PostgreSQL's view prints them: integral ones as integers (``181``, not
-    ``181.0``), NaN as None (null)."""
-    values = matrix.astype(object)
-    integral = (matrix == np.round(matrix)) & (np.abs(matrix) < 2.0**53)
-    values[integral] = matrix[integral].astype(np.int64)
-    values[np.isnan(matrix)] = None
-    rows: list[list[Any]] = values.tolist()
-    return rows
-
-
-def _array(field: bytes, elem: np.dtype) -> np.ndarray:
-    ndim = _I32.unpack_from(field, 0)[0]
-    if ndim == 0:
-        return np.empty(0, dtype=np.float64)
-    count = int(np.prod([_I32.unpack_from(field, 12 + 8 * d)[0] for d in range(ndim)]))
-    return np.frombuffer(field, dtype=elem, count=count, offset=12 + 8 * ndim)["v"].astype(
-        np.float64 if elem is _ELEM_F8 else np.int64
-    )
-
-
-def _text_array(field: bytes) -> list[str]:
-    ndim = _I32.unpack_from(field, 0)[0]
-    if ndim == 0:
-        return []
-    (count,) = _I32.unpack_from(field, 12)
-    pos, out = 12 + 8 * ndim, []
-    for _ in range(count):
-        (n,) = _I32.unpack_from(field, pos)
-        pos += 4
-        out.append(field[pos : pos + n].decode())
-        pos += n
     return out

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from serving.predlog import frames, migrations, sql
+from serving.predlog import migrations, sql, tuples
 from serving.predlog.feedback import FeedbackRecord
 from serving.predlog.reader import Rows
 from serving.predlog.store import Encoded, RowsRejectedError, StoreUnavailableError
@@ -155,7 +155,7 @@ def _rows(rows: Rows) -> Iterator[dict[str, Any]]:
     """Spooled requests as SQLite parameters, a row per instance: features and
     probabilities as JSON objects by name (SQLite has no arrays; docs/log-layout.md)."""
     for chunk in rows.chunks:
-        for request in frames.decode(chunk, rows.models):
+        for request in tuples.decode(chunk, rows.models):
             model = rows.models[request.model_key]
             names, classes = model.feature_names, model.classes or ()
             created = to_text(request.created_at)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from serving.predlog import frames
+from serving.predlog import frames, tuples
 from serving.predlog.records import ModelSchema, PredictionRecord
 from tests.serving.predlog.helpers import FEATURES, SCHEMA, make_record
 
@@ -30,10 +30,10 @@ def _typed(rows: int, seed: int) -> PredictionRecord:
     )
 
 
-def _decoded(records: list[PredictionRecord]) -> list[frames.DecodedRequest]:
+def _decoded(records: list[PredictionRecord]) -> list[tuples.DecodedRequest]:
     encoder = frames.RequestEncoder(records[0].model)
     payload = encoder.encode(records)
-    return list(frames.decode(payload, {encoder.model.key: encoder.model}))
+    return list(tuples.decode(payload, {encoder.model.key: encoder.model}))
 
 
 @pytest.mark.parametrize("rows", [1, 3, 100])
