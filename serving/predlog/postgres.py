@@ -206,12 +206,23 @@ def _insert_models(cur: psycopg.Cursor[Any], models: Sequence[ModelRow]) -> None
         cur.executemany(sql.PG_INSERT_MODEL, [model.params() for model in models])
 
 
+COPY_WRITE_BYTES = 1 << 20
+"""Frames are joined into writes of about this size: each ``Copy.write`` is a libpq call and
+a send, and under light load a frame holds a request or two (a write per frame cost the
+writer threads more than encoding them had)."""
+
+
 def _copy(cur: psycopg.Cursor[Any], statement: str, chunks: list[bytes]) -> None:
     with cur.copy(statement) as copy:
-        copy.write(COPY_SIGNATURE)
+        pending, size = [COPY_SIGNATURE], len(COPY_SIGNATURE)
         for chunk in chunks:
-            copy.write(chunk)
-        copy.write(COPY_TRAILER)
+            pending.append(chunk)
+            size += len(chunk)
+            if size >= COPY_WRITE_BYTES:
+                copy.write(b"".join(pending))
+                pending, size = [], 0
+        pending.append(COPY_TRAILER)
+        copy.write(b"".join(pending))
 
 
 def _feedback_row(seq: int, record: FeedbackRecord) -> tuple[Any, ...]:

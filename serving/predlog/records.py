@@ -8,7 +8,7 @@ log's work, off the request path.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -33,6 +33,16 @@ class ModelSchema:
     """Column order of ``PredictionRecord.probabilities``; None for regressors."""
     feature_kinds: tuple[str, ...] | None = None
     """'number', 'category' or 'boolean' per feature; None when all are numbers."""
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # The spool looks encoders up by schema on every append: hashing every feature
+        # name each time was a tenth of a logged request's cost.
+        fields = (self.name, self.version, self.feature_names, self.classes, self.feature_kinds)
+        object.__setattr__(self, "_hash", hash(fields))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 @dataclass(frozen=True, slots=True)

@@ -155,7 +155,8 @@ class Spool:
                     f"prediction spool is at its cap ({self.max_bytes} bytes)", self.retry_after
                 )
             self._write(segment, data)
-            segment.models.update(encoder.model.key for encoder in new_models)
+            if new_models:
+                segment.models.update(encoder.model.key for encoder in new_models)
             segment.size += len(data)
             self._bytes += len(data)
             self.appended_rows += rows
@@ -169,7 +170,11 @@ class Spool:
         by_model: dict[ModelSchema, list[PredictionRecord]] = {}
         rows = 0
         for record in records:
-            by_model.setdefault(record.model, []).append(record)
+            group = by_model.get(record.model)
+            if group is None:
+                by_model[record.model] = [record]
+            else:
+                group.append(record)
             rows += len(record.predictions)
         parts, new = [], []
         for schema, group in by_model.items():
@@ -217,11 +222,10 @@ class Spool:
     def _write(self, segment: Segment, data: bytes) -> None:
         if segment.fd is None:  # a sealed segment is never written again
             raise LogUnavailableError(f"spool segment {segment.path} is sealed")
-        view = memoryview(data)
-        written = 0
         try:
-            while written < len(data):
-                written += os.write(segment.fd, view[written:])
+            written = os.write(segment.fd, data)
+            while written < len(data):  # rare: a signal, or a full disk on the next call
+                written += os.write(segment.fd, memoryview(data)[written:])
         except OSError as exc:
             self.unwritable = f"cannot write the spool: {exc}"
             # A partial line must not glue onto the next append: cut it off, and when even

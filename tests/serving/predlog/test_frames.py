@@ -63,6 +63,55 @@ def test_a_lone_request_encodes_exactly_as_in_a_batch() -> None:
     assert batched.startswith(alone)
 
 
+@pytest.mark.parametrize("count", [2, 3, 4, 9])
+@pytest.mark.parametrize("schema", [SCHEMA, REGRESSOR], ids=["classifier", "regressor"])
+@pytest.mark.parametrize("clients", ["none", "some", "all"])
+def test_a_batch_encodes_as_its_requests_do_one_by_one(
+    count: int, schema: ModelSchema, clients: str
+) -> None:
+    """Small batches go one by one, larger ones as numpy groups, and a request without
+    client ids keeps the template's NULL tail: every path gives the same bytes."""
+    records = []
+    for i in range(count):
+        client = {"none": None, "some": "ann" if i % 2 else None, "all": f"client {i}"}[clients]
+        record = make_record(rows=1 + i % 2, schema=schema, seed=i, client_id=client)
+        if clients == "all":
+            record = replace(record, client_request_id=f"order-{i}")
+        records.append(record)
+    encoder = frames.RequestEncoder(schema)
+    alone = {r.request_id: encoder.encode([r]) for r in records}
+    batched = encoder.encode(records)
+    # Grouped by rows per request, in order within each group.
+    expected = [alone[r.request_id] for rows in (1, 2) for r in records if len(r.features) == rows]
+    assert batched == b"".join(expected)
+    decoded = [d.request_id for d in tuples.decode(batched, {encoder.model.key: encoder.model})]
+    assert sorted(decoded) == sorted(r.request_id for r in records)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "{12345678-1234-5678-1234-567812345678}",
+        "urn:uuid:12345678-1234-5678-1234-567812345678",
+        "12345678123456781234567812345678",
+        "12345678-1234-5678-1234-56781234567Z",
+    ],
+)
+def test_request_ids_in_other_forms_are_read_as_uuids_or_refused(written: str) -> None:
+    records = [make_record(seed=i) for i in range(5)]
+    records[2] = replace(records[2], request_id=written)
+    encoder = frames.RequestEncoder(SCHEMA)
+    if written.endswith("Z"):  # 36 characters, hyphens in place, not hex
+        for batch in (records, records[2:3]):
+            with pytest.raises(ValueError, match=r"hexadecimal|base 16"):
+                encoder.encode(batch)
+        return
+    model = {encoder.model.key: encoder.model}
+    for batch in (records, records[2:3]):
+        ids = [d.request_id for d in tuples.decode(encoder.encode(batch), model)]
+        assert "12345678-1234-5678-1234-567812345678" in ids
+
+
 def test_regressor_and_typed_requests_decode_too() -> None:
     [regressor] = _decoded([make_record(rows=3, schema=REGRESSOR, seed=1)])
     assert len(regressor.predictions) == 3
