@@ -116,22 +116,38 @@ FROM predictions{_SQLITE_FILTERS}
 ORDER BY created_at DESC, request_id DESC, row_index DESC
 LIMIT :limit"""
 
-# Latency is the request's, repeated on each of its rows: percentiles count requests
-# (row_index = 0); counts, classes and probabilities count rows (instances).
-PG_STATS = f"""
-SELECT model_name, model_version,
-       count(*) AS rows,
-       count(*) FILTER (WHERE row_index = 0) AS requests,
-       count(probabilities) AS with_probabilities,
-       avg((SELECT max(value::double precision) FROM json_each_text(probabilities)))
+# Read from the base tables, not the view (a version's totals need no JSON: through the
+# view they took 5.7 times as long, docs/log-layout.md). One request is one row here:
+# latency percentiles count requests, counts and probabilities count instances; a request
+# with no instances has no row in the view, so it is left out here too.
+PG_STATS = """
+SELECT m.model_name, m.model_version,
+       sum(q.row_count) AS rows,
+       count(*) AS requests,
+       coalesce(sum(q.row_count) FILTER (WHERE q.probabilities IS NOT NULL), 0)
+           AS with_probabilities,
+       sum(top.total) / sum(q.row_count) FILTER (WHERE q.probabilities IS NOT NULL)
            AS mean_top_probability,
-       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
-           FILTER (WHERE row_index = 0) AS latency_percentiles,
-       min(created_at) AS first_at,
-       max(created_at) AS last_at
-FROM predictions{_PG_FILTERS}
-GROUP BY model_name, model_version
-ORDER BY max(created_at) DESC, model_name, model_version"""
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY q.latency_ms)
+           AS latency_percentiles,
+       min(q.created_at) AS first_at,
+       max(q.created_at) AS last_at
+FROM prediction_requests q
+LEFT JOIN prediction_models m USING (model_key)
+-- Each instance's highest probability: its row of the (instances x classes) matrix.
+CROSS JOIN LATERAL (
+    SELECT sum(highest) AS total FROM (
+        SELECT max(p) AS highest FROM unnest(q.probabilities) WITH ORDINALITY AS u(p, k)
+        GROUP BY (k - 1) / array_length(q.probabilities, 2)
+    ) per_instance
+) top
+WHERE q.row_count > 0
+  AND (%(since)s::timestamptz IS NULL OR q.created_at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR q.created_at < %(until)s)
+  AND (%(model_name)s::text IS NULL OR m.model_name = %(model_name)s)
+  AND (%(model_version)s::text IS NULL OR m.model_version = %(model_version)s)
+GROUP BY m.model_name, m.model_version
+ORDER BY max(q.created_at) DESC, m.model_name, m.model_version"""
 # A version without probabilities whose predictions are all numbers is a regressor's.
 PG_ANY_NON_NUMBER = f"""
 SELECT EXISTS (SELECT FROM predictions{_PG_ONE_VERSION}

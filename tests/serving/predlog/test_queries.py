@@ -16,8 +16,11 @@ from typing import Any
 
 import numpy as np
 import orjson
+import psycopg
 import pytest
+from psycopg.rows import dict_row
 
+from serving.predlog import sql
 from serving.predlog.cli import open_queries
 from serving.predlog.queries import MAX_ROW_INDEX, Filters, InvalidFilterError, decode_cursor
 from serving.predlog.records import InvalidCursorError, ModelSchema, PredictionRecord
@@ -417,3 +420,69 @@ def test_exports_are_byte_for_byte_the_same_from_both_stores(pg_url: str, tmp_pa
     assert jsonl[-1] == orjson.dumps(json.loads(jsonl[-1])).decode()  # compact, as orjson
     created = [json.loads(line)["created_at"] for line in jsonl]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", c) for c in created)
+
+
+# log stats before it read the base tables: the same figures, through the view.
+STATS_THROUGH_THE_VIEW = """
+SELECT model_name, model_version,
+       count(*) AS rows,
+       count(*) FILTER (WHERE row_index = 0) AS requests,
+       count(probabilities) AS with_probabilities,
+       avg((SELECT max(value::double precision) FROM json_each_text(probabilities)))
+           AS mean_top_probability,
+       percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms)
+           FILTER (WHERE row_index = 0) AS latency_percentiles,
+       min(created_at) AS first_at,
+       max(created_at) AS last_at
+FROM predictions
+WHERE (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)
+  AND (%(model_name)s::text IS NULL OR model_name = %(model_name)s)
+  AND (%(model_version)s::text IS NULL OR model_version = %(model_version)s)
+GROUP BY model_name, model_version
+ORDER BY max(created_at) DESC, model_name, model_version"""
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [
+        {},
+        {"since": datetime.fromtimestamp(NOW - 3000, UTC)},
+        {"model_name": "diabetes"},
+        {"model_version": "v2", "until": datetime.fromtimestamp(NOW - 600, UTC)},
+    ],
+)
+def test_stats_from_the_base_tables_agree_with_the_view(
+    pg_url: str, tmp_path: Path, filters: dict[str, Any]
+) -> None:
+    """Classifiers with and without probabilities (in one version), several rows per
+    request, a regressor and a typed model: the base-table statistics are those the view
+    gives, filter by filter."""
+    records = [
+        _at(make_record(rows=1 + i % 4, schema=_version(f"v{1 + i % 2}"), seed=i), 60 * i)
+        for i in range(60)
+    ]
+    records += [
+        _at(dataclasses.replace(make_record(rows=2, seed=i), probabilities=None), 90 * i)
+        for i in range(200, 210)
+    ]
+    regressor = ModelSchema("diabetes", "r1", FEATURES[:10], None)
+    records += [_at(make_record(rows=3, schema=regressor, seed=i), 45 * i) for i in range(20)]
+    log = open_started(pg_url, tmp_path / "spool")
+    log.append(records)
+    log.close(timeout=30)
+    insert_rows(pg_url, [row(request_id=str(uuid.uuid4()), row_index=0) for _ in range(5)])
+    params = {"since": None, "until": None, "model_name": None, "model_version": None}
+    params |= filters
+    with psycopg.connect(pg_url, row_factory=dict_row) as conn:
+        base = conn.execute(sql.PG_STATS, params).fetchall()
+        view = conn.execute(STATS_THROUGH_THE_VIEW, params).fetchall()
+    assert base, "the filters leave something to describe"
+    assert [(b["model_name"], b["model_version"]) for b in base] == [
+        (v["model_name"], v["model_version"]) for v in view
+    ]
+    for b, v in zip(base, view, strict=True):
+        for column in ("rows", "requests", "with_probabilities", "first_at", "last_at"):
+            assert b[column] == v[column], column
+        assert b["mean_top_probability"] == pytest.approx(v["mean_top_probability"])
+        assert b["latency_percentiles"] == pytest.approx(v["latency_percentiles"])
