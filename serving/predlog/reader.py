@@ -179,19 +179,24 @@ class SpoolReader:
         """Add the complete frames of ``chunk`` to ``batch`` while it has room; returns the
         bytes consumed and, at a frame that cannot be trusted, why."""
         consumed = 0
+        # Locals, not batch.rows.add per frame: a frame may hold a single request.
+        chunks, rows, limit = batch.rows.chunks, batch.rows.rows, self.max_rows
         try:
-            for item in frames.scan(chunk):
-                if item.magic == frames.MODEL_MAGIC:
-                    model = ModelRow.from_json(item.payload)
+            for magic, payload, instances, end in frames.scan(chunk):
+                if magic == frames.MODEL_MAGIC:
+                    model = ModelRow.from_json(payload)
                     self._models[model.key] = model
-                elif batch.rows.rows and batch.rows.rows + item.instances > self.max_rows:
+                elif rows and rows + instances > limit:
                     batch.full = True  # frames are whole: a batch rarely ends at max_rows
                     break
                 else:
-                    batch.rows.add(item.payload, item.instances)
-                consumed = item.end
+                    chunks.append(payload)
+                    rows += instances
+                consumed = end
         except (frames.CorruptFrameError, ValueError, KeyError) as exc:
             return consumed, str(exc)
+        finally:
+            batch.rows.rows = rows
         return consumed, None
 
     def _corrupt(self, segment: Segment, cursor: _Cursor, why: str, size: int) -> None:
