@@ -152,16 +152,22 @@ def test_a_format_2_spool_left_by_an_older_version_is_upgraded_and_replayed(
     ]
 
 
+def _spooled_by_an_earlier_process(directory: Path, appends: list[list[PredictionRecord]]) -> None:
+    """Spool ``appends`` (one micro-batch each) and close, as if the process ended before
+    its writer drained anything."""
+    earlier = Spool(directory, max_bytes=64 * MiB, segment_bytes=MiB)
+    earlier.open()
+    for batch in appends:
+        earlier.append(batch)
+    earlier.close()
+
+
 def test_full_batches_are_written_back_to_back_without_the_flush_wait(
     store_url: str, tmp_path: Path
 ) -> None:
     # 3-row frames never end a 250-row batch exactly: each batch stops at 249 rows.
     records = [make_record(rows=3, seed=i) for i in range(300)]
-    earlier = Spool(tmp_path / "spool", max_bytes=64 * MiB, segment_bytes=MiB)
-    earlier.open()
-    for record in records:
-        earlier.append([record])
-    earlier.close()
+    _spooled_by_an_earlier_process(tmp_path / "spool", [[record] for record in records])
     started = time.monotonic()
     log = open_started(
         store_url, tmp_path / "spool", log_batch_rows=250, log_flush_interval_seconds=5.0
@@ -177,10 +183,7 @@ def test_spool_left_by_an_earlier_process_is_replayed_at_start(
     store_url: str, tmp_path: Path
 ) -> None:
     records = [make_record(rows=2, seed=i) for i in range(50)]
-    earlier = Spool(tmp_path / "spool", max_bytes=64 * MiB, segment_bytes=MiB)
-    earlier.open()
-    earlier.append(records)
-    earlier.close()  # as if the process ended before its writer drained anything
+    _spooled_by_an_earlier_process(tmp_path / "spool", [records])
     log = open_started(store_url, tmp_path / "spool")
     assert wait_for_rows(store_url, 100) == 100
     log.close(timeout=10)
